@@ -1,0 +1,31 @@
+# proofwatch: `make run` starts the daemon on config.toml, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install check bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/proofwatch run --config config.toml
+
+test: $(STAMP)
+	scripts/install-test-deps.sh
+	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/proofwatch check --config config.toml
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

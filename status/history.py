@@ -1,0 +1,188 @@
+"""The SQL history: runs, events (every transition with its reason) and alerts.
+
+SQLite (WAL) by default; any SQLAlchemy URL works. The daemon is the only writer and applies
+changes in batches (`History.apply`), one transaction per batch. Readers (the CLI) open the
+same file concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, desc, select
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+class RunRow(SQLModel, table=True):
+    """One run of a job."""
+
+    __tablename__ = "runs"
+    run_id: str = Field(primary_key=True)
+    job: str = Field(index=True)
+    host: str = ""
+    state: str
+    started_at: datetime = Field(index=True)
+    ended_at: datetime | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    error: str | None = None
+    run_dir: str = ""
+    phase: str = ""
+    message: str = ""
+    progress: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    proofs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    last_heartbeat_at: datetime | None = None
+    last_progress_at: datetime | None = None
+
+
+class EventRow(SQLModel, table=True):
+    """Something that happened to a run or job: a transition, an exit, a bad heartbeat."""
+
+    __tablename__ = "events"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(index=True)
+    job: str = Field(index=True)
+    run_id: str | None = Field(default=None, index=True)
+    kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor
+    from_state: str | None = None
+    to_state: str | None = None
+    reason: str = ""
+
+
+class AlertRow(SQLModel, table=True):
+    """An alert, from first raise to resolution."""
+
+    __tablename__ = "alerts"
+    id: str = Field(primary_key=True)  # assigned by the daemon (uuid4 hex)
+    key: str = Field(index=True)
+    job: str | None = None
+    run_id: str | None = None
+    severity: str
+    title: str
+    detail: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Changes to apply in one transaction."""
+
+    runs: Sequence[RunRow] = ()
+    events: Sequence[EventRow] = ()
+    alerts: Sequence[AlertRow] = ()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def make_engine(target: Path | str) -> Engine:
+    """An engine for a SQLite path or any SQLAlchemy URL."""
+    url = str(target) if "://" in str(target) else f"sqlite:///{target}"
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class History:
+    """Access to the history store."""
+
+    def __init__(self, target: Path | str, *, create: bool = True) -> None:
+        self.engine = make_engine(target)
+        if create:
+            SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def apply(self, batch: Batch) -> None:
+        """Write runs (upsert), events (append) and alerts (upsert) in one transaction."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            for run in batch.runs:
+                s.merge(run)
+            for ev in batch.events:
+                s.add(ev)
+            for alert in batch.alerts:
+                s.merge(alert)
+            s.commit()
+
+    def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
+        """The latest runs, newest first."""
+        with Session(self.engine) as s:
+            q = select(RunRow).order_by(desc(RunRow.started_at)).limit(limit)
+            if job:
+                q = q.where(RunRow.job == job)
+            return [_fix_run(r) for r in s.exec(q).all()]
+
+    def run(self, run_id: str) -> RunRow | None:
+        """One run by id."""
+        with Session(self.engine) as s:
+            row = s.get(RunRow, run_id)
+            return _fix_run(row) if row else None
+
+    def events(
+        self, job: str | None = None, run_id: str | None = None, limit: int = 200
+    ) -> list[EventRow]:
+        """Events, oldest first (the last `limit` of them)."""
+        with Session(self.engine) as s:
+            q = select(EventRow).order_by(desc(EventRow.id)).limit(limit)
+            if job:
+                q = q.where(EventRow.job == job)
+            if run_id:
+                q = q.where(EventRow.run_id == run_id)
+            rows = list(s.exec(q).all())
+        for r in rows:
+            r.ts = _utc(r.ts)  # type: ignore[assignment]
+        return rows[::-1]
+
+    def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[AlertRow]:
+        """Alerts, newest first."""
+        with Session(self.engine) as s:
+            q = select(AlertRow).order_by(desc(AlertRow.first_seen)).limit(limit)
+            if active_only:
+                q = q.where(AlertRow.resolved_at.is_(None))  # type: ignore[union-attr]
+            rows = list(s.exec(q).all())
+        for r in rows:
+            r.first_seen = _utc(r.first_seen)  # type: ignore[assignment]
+            r.last_seen = _utc(r.last_seen)  # type: ignore[assignment]
+            r.resolved_at = _utc(r.resolved_at)
+        return rows
+
+
+def _fix_run(row: RunRow) -> RunRow:
+    row.started_at = _utc(row.started_at)  # type: ignore[assignment]
+    row.ended_at = _utc(row.ended_at)
+    row.last_heartbeat_at = _utc(row.last_heartbeat_at)
+    row.last_progress_at = _utc(row.last_progress_at)
+    return row
+
+
+def latest_by_job(rows: Iterable[RunRow]) -> dict[str, RunRow]:
+    """The newest run of each job among `rows` (which are newest first)."""
+    out: dict[str, RunRow] = {}
+    for row in rows:
+        out.setdefault(row.job, row)
+    return out

@@ -1,0 +1,294 @@
+"""The `proofwatch` command line. Exit codes: 0 ok, 1 runtime failure, 2 usage/config error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from supervisor.config import Config, ConfigError, check_config, load_config
+from supervisor.control import ControlError, request
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="proofwatch: a supervisor that demands proof of life and proof of work.")
+alerts_app = typer.Typer(help="List or acknowledge alerts.", invoke_without_command=True)
+app.add_typer(alerts_app, name="alerts")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="PROOFWATCH_CONFIG", help="The config file."),
+]
+DEFAULT_CONFIG = Path("config.toml")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an error and exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            err.print(line, highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+def _setup_logging(level: str, logfile: Path | None) -> None:
+    fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logfile is not None:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(logfile))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, handlers=handlers)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG, log_level: str = "info") -> None:
+    """Start the daemon in the foreground (stops its jobs on SIGTERM/SIGINT)."""
+    import anyio
+
+    from supervisor.daemon import Daemon
+
+    cfg = _load(config)
+    _setup_logging(log_level, cfg.state_dir / "proofwatch.log")
+    daemon = Daemon(cfg)
+    try:
+        anyio.run(daemon.run)
+    except ControlError as exc:
+        fail(str(exc))
+    reason = daemon.shutdown_reason or ""
+    raise typer.Exit(130 if "SIGINT" in reason else 143 if "SIGTERM" in reason else 0)
+
+
+def _daemon_up(cfg: Config) -> bool:
+    try:
+        return bool(request(cfg.socket_path, "ping", timeout=2.0).get("ok"))
+    except ControlError:
+        return False
+
+
+@app.command()
+def status(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print status.json as it is.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every second.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of status.json.")] = False,
+) -> None:
+    """Show every job's state (reads status.json; works when the daemon is down)."""
+    from status.models import status_json_schema
+
+    if schema:
+        out.print_json(json.dumps(status_json_schema()))
+        return
+    from rich.live import Live
+
+    from status.store import StatusFileError, read_status
+    from supervisor.render import status_view
+
+    cfg = _load(config)
+
+    def view() -> object:
+        try:
+            doc = read_status(cfg.status_file)
+        except StatusFileError as exc:
+            fail(str(exc))
+        return doc
+
+    if as_json:
+        try:
+            sys.stdout.write(cfg.status_file.read_text())
+        except FileNotFoundError:
+            fail(f"{cfg.status_file}: no such file (is the daemon started?)")
+        return
+    doc = view()
+    if not watch:
+        out.print(status_view(doc, daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]
+        return
+    with Live(status_view(doc, daemon_up=_daemon_up(cfg)), console=out, refresh_per_second=2) as live:  # type: ignore[arg-type]
+        while True:
+            time.sleep(1.0)
+            live.update(status_view(view(), daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]
+
+
+def _control(cfg: Config, cmd: str, arg: str) -> None:
+    try:
+        reply = request(cfg.socket_path, cmd, arg)
+    except ControlError as exc:
+        fail(str(exc))
+    if not reply.get("ok"):
+        fail(str(reply.get("error", reply)))
+    out.print(reply.get("message", "ok"), highlight=False)
+
+
+@app.command()
+def start(job: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Start a job now."""
+    _control(_load(config), "start", job)
+
+
+@app.command()
+def stop(job: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Stop a job (SIGTERM to its group, SIGKILL after stop_grace) and hold it."""
+    _control(_load(config), "stop", job)
+
+
+@app.command()
+def restart(job: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Stop a job if it runs, then start it."""
+    _control(_load(config), "restart", job)
+
+
+@app.command()
+def logs(
+    job: str,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr instead of stdout.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+    run_id: Annotated[Optional[str], typer.Option("--run")] = None,
+) -> None:
+    """Show the output of a job's latest (or a given) run."""
+    from supervisor.logfollow import follow_run, latest_run_dir
+
+    cfg = _load(config)
+    run_dir = latest_run_dir(cfg, job, run_id)
+    if run_dir is None:
+        fail(f"no run of {job!r} found under {cfg.runs_dir / job}")
+    follow_run(cfg, job, run_dir, "stderr.log" if stderr else "stdout.log", lines, follow, out)
+
+
+@app.command()
+def history(
+    job: Annotated[Optional[str], typer.Argument()] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    limit: int = 20,
+    events: Annotated[bool, typer.Option("--events", help="Show transitions, not runs.")] = False,
+) -> None:
+    """Past runs (or events) from the history store."""
+    from rich.table import Table
+
+    from status.history import History
+    from supervisor.render import age
+
+    cfg = _load(config)
+    if not cfg.history_db.exists():
+        fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
+    h = History(cfg.history_db, create=False)
+    now = datetime.now(timezone.utc)
+    table = Table(box=None, header_style="bold")
+    if events:
+        for col in ("TIME", "JOB", "RUN", "KIND", "FROM", "TO", "REASON"):
+            table.add_column(col, overflow="fold" if col == "REASON" else "ellipsis")
+        for e in h.events(job=job, limit=limit):
+            table.add_row(e.ts.astimezone().strftime("%H:%M:%S.%f")[:-3], e.job, (e.run_id or "-")[-6:], e.kind,
+                          e.from_state or "", e.to_state or "", e.reason)
+    else:
+        for col in ("STARTED", "JOB", "RUN", "STATE", "TOOK", "EXIT", "ERROR"):
+            table.add_column(col, overflow="fold" if col == "ERROR" else "ellipsis")
+        for r in h.runs(job=job, limit=limit):
+            took = age(r.started_at, r.ended_at) if r.ended_at else f"{age(now, r.started_at)}…"
+            table.add_row(r.started_at.astimezone().strftime("%m-%d %H:%M:%S"), r.job, r.run_id[-6:], r.state,
+                          took, "" if r.exit_code is None else str(r.exit_code), (r.error or "").splitlines()[0] if r.error else "")
+    h.close()
+    out.print(table)
+
+
+@alerts_app.callback()
+def alerts_list(
+    ctx: typer.Context,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved alerts.")] = False,
+) -> None:
+    """List active alerts with their details."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from status.history import History
+
+    cfg = _load(config)
+    if not cfg.history_db.exists():
+        out.print("no alerts (no history yet)")
+        return
+    h = History(cfg.history_db, create=False)
+    rows = h.alerts(active_only=not all_)
+    h.close()
+    if not rows:
+        out.print("[green]no active alerts[/]")
+    for a in rows:
+        state = f"resolved {a.resolved_at:%H:%M:%S}: {a.resolution}" if a.resolved_at else "ACTIVE"
+        out.print(f"[bold]{a.severity.upper()}[/] {a.key} ×{a.count} — {a.title}  [dim]({state})[/]", highlight=False)
+        out.print(a.detail, markup=False, highlight=False)
+        out.print()
+
+
+@alerts_app.command("ack")
+def alerts_ack(key: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Acknowledge (resolve) an active alert by key."""
+    _control(_load(config), "ack", key)
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the config and the environment (executables, env vars, directories)."""
+    cfg = _load(config)
+    findings = check_config(cfg, os.environ)
+    bad = 0
+    for f in findings:
+        colour = {"ok": "green", "warning": "yellow", "error": "red"}[f.level]
+        bad += f.level == "error"
+        out.print(f"[{colour}]{f.level:7}[/] {f.key}: {f.message}", highlight=False)
+    if bad:
+        raise typer.Exit(2)
+    out.print(f"[green]{config}: {len(cfg.jobs)} jobs, config OK[/]", highlight=False)
+
+
+@app.command()
+def beat(
+    progress: Annotated[list[str], typer.Option("--progress", "-p", help="name=NUMBER (repeatable)")] = [],  # noqa: B006
+    phase: Annotated[Optional[str], typer.Option()] = None,
+    message: Annotated[Optional[str], typer.Option("--message", "-m")] = None,
+    blocked: Annotated[Optional[str], typer.Option(help="Report a blocker in these words.")] = None,
+    unblock: Annotated[bool, typer.Option(help="Clear a blocker reported earlier.")] = False,
+    proof: Annotated[list[str], typer.Option(help="Declare an extra proof file (repeatable).")] = [],  # noqa: B006
+    file: Annotated[Optional[Path], typer.Option(envvar="PROOFWATCH_HEARTBEAT", help="Heartbeat file.")] = None,
+) -> None:
+    """Send a heartbeat from a shell script (merges counters with the previous heartbeat)."""
+    from supervisor.beatcmd import BeatError, send_beat
+
+    try:
+        send_beat(file, progress, phase=phase, message=message, blocked=blocked, unblock=unblock, proofs=proof)
+    except BeatError as exc:
+        fail(str(exc), 2)
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument()] = DEFAULT_CONFIG, force: bool = False) -> None:
+    """Write a starter config."""
+    from supervisor.starter import STARTER_CONFIG
+
+    if path.exists() and not force:
+        fail(f"{path} exists (use --force to overwrite)", 2)
+    path.write_text(STARTER_CONFIG)
+    out.print(f"wrote {path}; check it with: proofwatch check --config {path}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,733 @@
+"""The daemon: one event loop that spawns runs, ingests heartbeats, applies the policies at
+their exact deadlines, and records every transition.
+
+Structure: one root task group. A reconciler task owns all job state; it sleeps until the
+earliest deadline or until something happens (an exit, a heartbeat, a control command), then
+re-evaluates every job. Exits are awaited (pidfd), never polled; heartbeats arrive through
+watchfiles, with a periodic rescan as the safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from policies.lifecycle import is_allowed
+from policies.restart import RestartSettings, decide_restart
+from policies.stall import is_stalled, stall_deadline
+from policies.startup import classify_exit, describe_exit, is_silent, silent_deadline
+from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
+from status.history import EventRow, History, RunRow
+from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
+from supervisor import details, intake, procinfo
+from supervisor.alerts import STICKY, AlertBook
+from supervisor.config import Config, EnvError, expand_env, resolve_command
+from supervisor.durations import format_duration
+from supervisor.logs import rotate_if_needed
+from supervisor.proofs import failure_summary, verify_all
+from supervisor.recorder import Recorder
+from supervisor.runs import JobRuntime, RunState, new_run_id
+from supervisor.snapshot import build_document, run_summary
+from supervisor.spawn import SpawnError, spawn
+from supervisor.statuswriter import StatusWriter
+from supervisor.watch import watch_runs
+from workers.protocol import ENV_DATA_DIR, ENV_HEARTBEAT, ENV_JOB, ENV_RUN_DIR, ENV_RUN_ID
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+MAX_SLEEP = 30.0
+
+
+class Clock(Protocol):
+    """Where the daemon reads the time (tests inject a fake)."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real wall clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class Daemon:
+    """The supervisor for one config."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.jobs = {name: JobRuntime(name, js) for name, js in config.jobs.items()}
+        self.started_at = self.clock.now()
+        self.recent: deque[RunSummary] = deque(maxlen=config.supervisor.recent_runs)
+        self.shutdown_reason: str | None = None
+        self.ready = anyio.Event()
+        self.finished = anyio.Event()
+        self._wake = anyio.Event()
+        self._changed = anyio.Event()
+        self._stop_watch = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._orphans: dict[int, datetime] = {}
+        self._rng = random.Random()
+        self.history: History
+        self.recorder: Recorder
+        self.alerts: AlertBook
+        self.status: StatusWriter
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run until shut down (SIGTERM/SIGINT or `shutdown()`); stops every job on the way out."""
+        cfg = self.config
+        for d in (cfg.state_dir, cfg.runs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(cfg.state_dir, 0o700)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.history = await anyio.to_thread.run_sync(History, cfg.history_db)
+        self.recorder = Recorder(self.history, cfg.alerts_log)
+        self.alerts = AlertBook(self.recorder)
+        self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval)
+        await self._restore()
+        from supervisor.control import serve_control
+
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self.recorder.serve)
+            tg.start_soon(self.status.serve)
+            if handle_signals:
+                tg.start_soon(self._signals)
+            await tg.start(serve_control, self)
+            tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
+            tg.start_soon(self._rescan_loop)
+            self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
+            await self.status.write_now()
+            self.ready.set()
+            await self._reconcile_loop()
+            await self.recorder.flush()
+            await self.status.write_now()
+            self._stop_watch.set()
+            tg.cancel_scope.cancel()
+        self.history.close()
+        self.finished.set()
+
+    def shutdown(self, reason: str) -> None:
+        """Stop every job and exit the run loop."""
+        if self.shutdown_reason is None:
+            self.shutdown_reason = reason
+            log.info("shutting down: %s", reason)
+            self.wake()
+
+    def wake(self) -> None:
+        """Re-evaluate every job now."""
+        self._wake.set()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait (event-driven, no polling) until `predicate()` holds after some change;
+        TimeoutError after `timeout` seconds."""
+        with anyio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
+            async for signum in sigs:
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: config reload is not supported yet; restart the daemon")
+                    continue
+                self.shutdown(f"supervisor received {signal.Signals(signum).name}")
+
+    async def _restore(self) -> None:
+        """Load what the history knows: active alerts, recent runs, runs left open."""
+        now = self.clock.now()
+        rows = await anyio.to_thread.run_sync(lambda: self.history.runs(limit=500))
+        self.alerts.load(await anyio.to_thread.run_sync(lambda: self.history.alerts(active_only=True)))
+        for row in reversed(rows):
+            if row.job in self.jobs and JobState(row.state).is_active:
+                row.state = JobState.FAILED.value
+                row.error = "lost: the supervisor stopped while this run was active"
+                row.ended_at = now
+                self.recorder.run(row)
+                self._event(row.job, row.run_id, "transition", row.error, None, JobState.FAILED)
+            if JobState(row.state).is_final:
+                self.recent.appendleft(
+                    RunSummary(job=row.job, run_id=row.run_id, state=JobState(row.state),
+                               started_at=row.started_at, ended_at=row.ended_at,
+                               exit_code=row.exit_code, error=row.error)
+                )
+            job = self.jobs.get(row.job)
+            if job is not None and JobState(row.state) == JobState.SUCCEEDED:
+                job.last_success_at = max(filter(None, [job.last_success_at, row.ended_at]))
+        latest: dict[str, RunRow] = {}
+        for row in rows:
+            latest.setdefault(row.job, row)
+        for name, job in self.jobs.items():
+            js = job.settings
+            if name in latest:
+                job.last_started_at = latest[name].started_at
+                job.prior = DepRun(JobState(latest[name].state), latest[name].ended_at)
+            job.boot_pending = js.starts_at_boot
+            job.waiting = self._why_pending(job)
+            if js.schedule:
+                job.next_fire_at = next_fire(js.schedule, now)
+
+    # ---- the reconciler ------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            now = self.clock.now()
+            for job in self.jobs.values():
+                if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
+                    self.stop_run(job, self.shutdown_reason, JobState.STOPPED)
+                try:
+                    self._reconcile(job, now)
+                except Exception:  # one job's bug must not stop the others
+                    log.exception("job=%s reconcile failed; will retry", job.name)
+            self._reap_orphans(now)
+            if self.shutdown_reason and not any(j.run for j in self.jobs.values()):
+                return
+            delay = self._next_deadline(now)
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    def _next_deadline(self, now: datetime) -> float:
+        times: list[datetime] = list(self._orphans.values())
+        for job in self.jobs.values():
+            js, run = job.settings, job.run
+            if run is not None:
+                if run.exited or run.finishing:
+                    continue
+                if run.kill_at:
+                    times.append(run.kill_at)
+                if run.stop_reason:
+                    continue
+                if run.state == JobState.STARTING:
+                    times.append(silent_deadline(run.started_at, js.startup_grace))
+                if run.state == JobState.RUNNING and run.last_progress_at:
+                    times.append(stall_deadline(run.last_progress_at, js.stall_after))
+                if js.max_runtime:
+                    times.append(run.started_at + timedelta(seconds=js.max_runtime))
+            elif not self.shutdown_reason and not job.held:
+                times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
+                if js.not_before and js.not_before > now:
+                    times.append(js.not_before)
+        if not times:
+            return MAX_SLEEP
+        return min(MAX_SLEEP, max(0.0, (min(times) - now).total_seconds()))
+
+    def _reconcile(self, job: JobRuntime, now: datetime) -> None:
+        run = job.run
+        if run is not None:
+            if run.exited and not run.finishing:
+                self._on_exit(job, run, now)
+            elif not run.exited:
+                self._check_live(job, run, now)
+            return
+        if self.shutdown_reason or job.held:
+            return
+        self._maybe_start(job, now)
+
+    def _maybe_start(self, job: JobRuntime, now: datetime) -> None:
+        js = job.settings
+        if js.schedule and job.next_fire_at and now >= job.next_fire_at:
+            job.next_fire_at = next_fire(js.schedule, now)
+            if not_before_ok(js.not_before, now):
+                self._start(job, now, "schedule " + js.schedule)
+                return
+        if not not_before_ok(js.not_before, now):
+            return
+        if job.next_start_at and now >= job.next_start_at:
+            reason = job.next_start_reason
+            job.next_start_at = None
+            self._start(job, now, reason)
+        elif job.boot_pending:
+            job.boot_pending = False
+            self._start(job, now, "start = boot")
+        elif js.after:
+            ready, why = after_ready(self._deps(job), job.last_started_at)
+            if ready:
+                self._start(job, now, why)
+            elif why != job.waiting:
+                job.waiting = why
+                self.status.changed()
+
+    def _deps(self, job: JobRuntime) -> dict[str, DepRun | None]:
+        out: dict[str, DepRun | None] = {}
+        for name in job.settings.after:
+            dep = self.jobs[name]
+            last = dep.last_run
+            if dep.run is not None:
+                out[name] = DepRun(dep.state, None)
+            elif last is not None:
+                out[name] = DepRun(last.state, last.ended_at)
+            elif dep.prior is not None:
+                out[name] = dep.prior
+            else:
+                out[name] = None
+        return out
+
+    def _why_pending(self, job: JobRuntime) -> str:
+        js = job.settings
+        if js.starts_at_boot:
+            return "starting at boot"
+        if js.schedule:
+            return f"scheduled: {js.schedule}"
+        if js.after:
+            return "waiting for " + ", ".join(js.after)
+        return "manual start (proofwatch start " + job.name + ")"
+
+    # ---- live runs -----------------------------------------------------------------------
+
+    def _check_live(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        js = job.settings
+        if run.kill_at and now >= run.kill_at and run.pid:
+            log.warning(
+                "job=%s run=%s did not stop within stop_grace %s; sending SIGKILL to its group "
+                "(make it exit on SIGTERM, or raise stop_grace)",
+                job.name, run.run_id, format_duration(js.stop_grace),
+            )
+            self._event(job.name, run.run_id, "control",
+                        f"SIGKILL to process group {run.pid}: still alive {format_duration(js.stop_grace)} after SIGTERM")
+            procinfo.signal_group(run.pid, signal.SIGKILL)
+            run.kill_at = None
+            return
+        if run.stop_reason:
+            return
+        if js.max_runtime and now >= run.started_at + timedelta(seconds=js.max_runtime):
+            self.stop_run(job, f"exceeded max_runtime {format_duration(js.max_runtime)}", JobState.FAILED)
+            self.alerts.fire(job.name, "failed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{job.name}: killed after max_runtime {format_duration(js.max_runtime)}",
+                             detail=details.exit_detail(run, "was still running", now))
+            return
+        if run.state == JobState.STARTING and is_silent(run.started_at, run.first_beat_at, js.startup_grace, now):
+            self._ingest(job, run, now)
+            if run.first_beat_at is None:
+                self._to_silent(job, run, now)
+            return
+        if run.state == JobState.RUNNING and is_stalled(run.last_progress_at, js.stall_after, now):
+            self._ingest(job, run, now)  # a heartbeat may be in flight: read the file itself
+            if run.state == JobState.RUNNING and is_stalled(run.last_progress_at, js.stall_after, now):
+                self._to_stalled(job, run, now)
+
+    def _to_silent(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        grace = job.settings.startup_grace
+        self._transition(job, run, JobState.SILENT, f"no heartbeat within startup_grace {format_duration(grace)}")
+        self.alerts.fire(job.name, "silent", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                         title=f"{job.name}: silent — no heartbeat {format_duration(grace)} after start",
+                         detail=details.silent_detail(run, grace, procinfo.describe_process(run.pid or 0), now))
+
+    def _to_stalled(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        js = job.settings
+        assert run.last_progress_at is not None
+        cpu_now = procinfo.tree_cpu_seconds(run.pid or 0)
+        cpu = details.cpu_over_window(run, run.last_progress_at, cpu_now, now)
+        proc = procinfo.describe_process(run.pid or 0)
+        self._transition(job, run, JobState.STALLED,
+                         f"no progress for {format_duration(js.stall_after)} (stall_after)")
+        self.alerts.fire(job.name, "stalled", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                         title=f"{job.name}: stalled — no progress for {format_duration(js.stall_after)}",
+                         detail=details.stall_detail(run, js.stall_after, proc, cpu, now))
+        if js.on_stall == "kill":
+            self.stop_run(job, f"killed: no progress for {format_duration(js.stall_after)}", JobState.FAILED)
+        elif js.on_stall == "restart":
+            self.stop_run(job, f"restarting: no progress for {format_duration(js.stall_after)}",
+                          JobState.FAILED, restart=True)
+
+    def _ingest(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        """Read the run's reports and apply what they mean."""
+        if run.exited or run.finishing:
+            return
+        got = intake.read_heartbeat(run, now)
+        if got.error:
+            self._event(job.name, run.run_id, "heartbeat_error", got.error)
+            log.warning("job=%s run=%s %s", job.name, run.run_id, got.error)
+        if job.settings.progress_from == "output":
+            out = intake.read_output(run, now)
+            got = intake.Intake(beat=got.beat or out.beat, progressed=got.progressed or out.progressed,
+                                blocker_changed=got.blocker_changed)
+        if not got.beat:
+            return
+        self.status.changed()
+        self._notify()
+        if run.stop_reason:
+            return
+        if run.blocker:
+            if run.state != JobState.BLOCKED or got.blocker_changed:
+                if run.state != JobState.BLOCKED:
+                    self._transition(job, run, JobState.BLOCKED, f"worker reported a blocker: {run.blocker}")
+                self.alerts.fire(job.name, "blocked", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                                 title=f"{job.name}: blocked — {run.blocker}",
+                                 detail=f"run {run.run_id} reports it cannot go on:\n  {run.blocker}\n"
+                                        f"last message: {run.message or '(none)'}")
+            return
+        if run.state in (JobState.STARTING, JobState.SILENT):
+            self._transition(job, run, JobState.RUNNING, "first heartbeat")
+            self.alerts.resolve(f"{job.name}:silent", now, "the run sent its first heartbeat")
+        elif run.state == JobState.BLOCKED:
+            self._transition(job, run, JobState.RUNNING, "blocker cleared")
+            self.alerts.resolve(f"{job.name}:blocked", now, "the worker cleared its blocker")
+        elif run.state == JobState.STALLED and got.progressed:
+            self._transition(job, run, JobState.RUNNING, "progress resumed")
+            self.alerts.resolve(f"{job.name}:stalled", now, "progress resumed")
+        if got.progressed:
+            self.wake()  # the stall deadline moved
+
+    def _on_file_change(self, path: Path) -> None:
+        """A file under runs/ changed (from the watcher)."""
+        try:
+            job_name, run_id = path.relative_to(self.config.runs_dir).parts[:2]
+        except ValueError:
+            return
+        job = self.jobs.get(job_name)
+        if job is None or job.run is None or job.run.run_id != run_id:
+            return
+        self._ingest(job, job.run, self.clock.now())
+
+    async def _rescan_loop(self) -> None:
+        """Safety net for missed file events; also log rotation and CPU samples."""
+        sup = self.config.supervisor
+        while True:
+            await anyio.sleep(sup.rescan_every)
+            now = self.clock.now()
+            runs = [(j, j.run) for j in self.jobs.values() if j.run and not j.run.exited]
+            for job, run in runs:
+                self._ingest(job, run, now)
+                for p in (run.stdout_path, run.stderr_path):
+                    run.rotated_bytes += rotate_if_needed(p, sup.log_max_bytes, sup.log_backups)
+            samples = await anyio.to_thread.run_sync(
+                lambda: [(run, procinfo.tree_cpu_seconds(run.pid or 0)) for _, run in runs]
+            )
+            for run, cpu in samples:
+                if cpu is not None:
+                    run.cpu_samples.append((now, cpu))
+            self._note_stable(now)
+
+    def _note_stable(self, now: datetime) -> None:
+        for job in self.jobs.values():
+            run = job.run
+            if run is None or run.stable_noted or job.settings.kind != "service":
+                continue
+            if run.state == JobState.RUNNING and (now - run.started_at).total_seconds() >= job.settings.stable_after:
+                run.stable_noted = True
+                job.consecutive = 0
+                self.alerts.resolve_job(job.name, ("crashed", "exited", "fatal", "silent"), now,
+                                        f"running stably for {format_duration(job.settings.stable_after)}")
+                self.status.changed()
+
+    # ---- starting, stopping, ending ------------------------------------------------------
+
+    def _start(self, job: JobRuntime, now: datetime, reason: str) -> RunState | None:
+        js = job.settings
+        run_id = new_run_id(now)
+        run_dir = self.config.runs_dir / job.name / run_id
+        run_dir.mkdir(parents=True, mode=0o700)
+        run = RunState(job.name, run_id, js.kind, run_dir, now)
+        job.run, job.last_started_at, job.next_start_at, job.error, job.waiting = run, now, None, None, ""
+        env = dict(os.environ)
+        try:
+            env.update(expand_env(js.env, os.environ))
+        except EnvError as exc:
+            self._spawn_failed(job, run, now, str(exc), reason)
+            return None
+        env.update({ENV_JOB: job.name, ENV_RUN_ID: run_id, ENV_RUN_DIR: str(run_dir),
+                    ENV_HEARTBEAT: str(run.heartbeat_path), ENV_DATA_DIR: str(self.config.data_dir)})
+        try:
+            child = spawn(resolve_command(js.command), cwd=self.config.job_cwd(job.name), env=env,
+                          stdout=run.stdout_path, stderr=run.stderr_path)
+        except SpawnError as exc:
+            self._spawn_failed(job, run, now, str(exc), reason)
+            return None
+        run.child, run.pid = child, child.pid
+        self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
+        assert self._tg is not None
+        self._tg.start_soon(self._await_exit, job, run)
+        return run
+
+    def _spawn_failed(self, job: JobRuntime, run: RunState, now: datetime, error: str, reason: str) -> None:
+        run.exited, run.ended_at, run.error = True, now, error
+        self._transition(job, run, JobState.STARTING, reason)
+        run.finishing = True
+        self._finish(job, run, JobState.CRASHED, f"could not start: {error}", now)
+
+    async def _await_exit(self, job: JobRuntime, run: RunState) -> None:
+        assert run.child is not None
+        code = await run.child.wait()
+        now = self.clock.now()
+        run.exited, run.ended_at = True, now
+        run.signal = procinfo.signal_name(code)
+        run.exit_code = code if code >= 0 else None
+        self._ingest_final(job, run, now)
+        self.wake()
+
+    def _ingest_final(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        """Read the last heartbeat/output a run left before its exit is judged."""
+        got = intake.read_heartbeat(run, now)
+        if job.settings.progress_from == "output":
+            intake.read_output(run, now)
+        if got.error:
+            self._event(job.name, run.run_id, "heartbeat_error", got.error)
+
+    def stop_run(self, job: JobRuntime, reason: str, final: JobState, *, restart: bool = False) -> None:
+        """SIGTERM the run's process group; SIGKILL after stop_grace."""
+        run = job.run
+        if run is None or run.exited or run.stop_reason:
+            return
+        run.stop_reason, run.stop_state, run.restart_after = reason, final, restart
+        now = self.clock.now()
+        run.kill_at = now + timedelta(seconds=job.settings.stop_grace)
+        self._event(job.name, run.run_id, "control", f"SIGTERM to process group {run.pid}: {reason}")
+        if run.pid:
+            procinfo.signal_group(run.pid, signal.SIGTERM)
+        self.wake()
+
+    def _on_exit(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        run.finishing = True
+        if run.pid and procinfo.group_alive(run.pid):
+            procinfo.signal_group(run.pid, signal.SIGTERM)
+            self._orphans[run.pid] = now + timedelta(seconds=job.settings.stop_grace)
+            self._event(job.name, run.run_id, "control",
+                        f"the run's leader exited but its process group {run.pid} lives on: SIGTERM, "
+                        f"SIGKILL in {format_duration(job.settings.stop_grace)}")
+        how = describe_exit(run.exit_code, run.signal)
+        if run.stop_reason and run.stop_state:
+            self._finish(job, run, run.stop_state, f"{run.stop_reason} ({how})", now)
+            return
+        outcome = classify_exit(job.settings.kind, run.first_beat_at is not None, run.exit_code, run.signal)
+        if outcome.state != JobState.VERIFYING:
+            self._finish(job, run, outcome.state, outcome.reason, now)
+            return
+        self._transition(job, run, JobState.VERIFYING, outcome.reason)
+        assert self._tg is not None
+        self._tg.start_soon(self._verify, job, run)
+
+    async def _verify(self, job: JobRuntime, run: RunState) -> None:
+        js = job.settings
+        try:
+            proofs = await anyio.to_thread.run_sync(
+                verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir, run.started_at
+            )
+        except Exception as exc:  # a verifier bug is a failed proof, not a daemon crash
+            log.exception("job=%s run=%s proof verification crashed", job.name, run.run_id)
+            self._finish(job, run, JobState.FAILED, f"unproven: verification crashed: {exc}", self.clock.now())
+            return
+        run.proofs = proofs
+        failed = failure_summary(proofs)
+        now = self.clock.now()
+        if failed:
+            self._finish(job, run, JobState.FAILED, failed, now)
+        else:
+            n = len(proofs)
+            self._finish(job, run, JobState.SUCCEEDED,
+                         f"exit 0 and {n} proof{'s' if n != 1 else ''} verified" if n else "exit 0 (no proofs declared)",
+                         now)
+        self.wake()
+
+    def _finish(self, job: JobRuntime, run: RunState, state: JobState, reason: str, now: datetime) -> None:
+        """Record a run's final state, alert, and decide what comes next."""
+        run.ended_at = run.ended_at or now
+        if state != JobState.SUCCEEDED:
+            run.error = reason
+        self._transition(job, run, state, reason)
+        job.run, job.last_run = None, run
+        self.recent.appendleft(run_summary(run))
+        self._alert_on_end(job, run, state, reason, now)
+        if state == JobState.SUCCEEDED:
+            job.last_success_at = run.ended_at
+        if self.shutdown_reason:
+            return
+        if run.restart_after:
+            job.restarts += 1
+            job.restart_times.append(now)
+            self._start(job, now, "restart requested")
+        elif job.settings.kind == "service" and state != JobState.STOPPED:
+            self._plan_restart(job, run, now)
+        else:
+            job.waiting = self._why_pending(job) if state == JobState.STOPPED else ""
+        self.wake()
+
+    def _alert_on_end(self, job: JobRuntime, run: RunState, state: JobState, reason: str, now: datetime) -> None:
+        name = job.name
+        if state == JobState.SUCCEEDED:
+            self.alerts.resolve_job(name, (*STICKY, "stalled", "blocked"), now, f"run {run.run_id} succeeded")
+            return
+        self.alerts.resolve_job(name, ("stalled", "blocked"), now, f"run {run.run_id} ended: {state.value}")
+        if state == JobState.STOPPED:
+            self.alerts.resolve(f"{name}:silent", now, f"run {run.run_id} was stopped")
+            return
+        how = describe_exit(run.exit_code, run.signal)
+        if state == JobState.CRASHED:
+            self.alerts.fire(name, "crashed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{name}: crashed — {reason}", detail=details.exit_detail(run, how, now))
+        elif reason.startswith("unproven"):
+            self.alerts.fire(name, "unproven", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{name}: exit 0 but {reason}",
+                             detail="\n".join(f"{p.path}: {p.detail}" for p in run.proofs if not p.ok))
+        elif job.settings.kind == "service" and not run.stop_reason:
+            self.alerts.fire(name, "exited", severity=Severity.WARNING, run_id=run.run_id, now=now,
+                             title=f"{name}: {reason}", detail=details.exit_detail(run, how, now))
+        elif not run.stop_reason:
+            self.alerts.fire(name, "failed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{name}: failed — {reason}", detail=details.exit_detail(run, how, now))
+
+    def _plan_restart(self, job: JobRuntime, run: RunState, now: datetime) -> None:
+        js = job.settings
+        decision = decide_restart(
+            RestartSettings(js.backoff_initial, js.backoff_max, js.stable_after, js.max_restarts,
+                            js.restart_window, js.fatal_retry_every, tuple(js.no_restart_exit_codes)),
+            exit_code=run.exit_code,
+            ran_for=((run.ended_at or now) - run.started_at).total_seconds(),
+            consecutive_before=job.consecutive,
+            recent_restarts=list(job.restart_times),
+            now=now,
+            jitter=self._rng.random(),
+        )
+        job.consecutive = decision.consecutive
+        job.restarts += 1
+        job.restart_times.append(now)
+        if decision.action == "fatal":
+            retry = now + timedelta(seconds=decision.delay)
+            job.next_start_at, job.next_start_reason = retry, "FATAL retry"
+            job.error = (f"FATAL: {decision.reason}; retrying every {format_duration(js.fatal_retry_every)} "
+                         f"(next at {retry.isoformat(timespec='seconds')})")
+            self._set_job_state(job, JobState.FATAL, decision.reason, run.run_id)
+            self.alerts.fire(job.name, "fatal", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{job.name}: FATAL — {decision.reason}",
+                             detail=f"{job.error}\nlast exit: {run.error}\n" + details.stderr_block(run))
+        elif decision.delay <= 0:
+            self._start(job, now, f"restart after {describe_exit(run.exit_code, run.signal)}")
+        else:
+            job.next_start_at = now + timedelta(seconds=decision.delay)
+            job.next_start_reason = f"backoff {decision.delay:.1f}s elapsed"
+            self._set_job_state(job, JobState.BACKOFF,
+                                f"{decision.reason}: next start in {decision.delay:.1f}s", run.run_id)
+
+    def _reap_orphans(self, now: datetime) -> None:
+        for pgid, kill_at in list(self._orphans.items()):
+            if not procinfo.group_alive(pgid):
+                del self._orphans[pgid]
+            elif now >= kill_at:
+                log.warning("process group %d ignored SIGTERM; SIGKILL", pgid)
+                procinfo.signal_group(pgid, signal.SIGKILL)
+                del self._orphans[pgid]
+
+    # ---- control (from the socket) -------------------------------------------------------
+
+    def control(self, cmd: str, arg: str | None) -> dict[str, Any]:
+        """Apply an operator command; returns a reply for the client."""
+        now = self.clock.now()
+        if cmd == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if cmd == "ack":
+            if arg and self.alerts.resolve(arg, now, "acknowledged by the operator"):
+                self.status.changed(urgent=True)
+                return {"ok": True, "message": f"alert {arg} acknowledged"}
+            return {"ok": False, "error": f"no active alert {arg!r}"}
+        job = self.jobs.get(arg or "")
+        if job is None:
+            return {"ok": False, "error": f"unknown job {arg!r} (jobs: {', '.join(sorted(self.jobs))})"}
+        self._event(job.name, job.run.run_id if job.run else None, "control", f"operator: {cmd}")
+        if cmd == "start":
+            if job.run is not None:
+                return {"ok": False, "error": f"{job.name} is already {job.state.value} (run {job.run.run_id})"}
+            job.held = False
+            run = self._start(job, now, "started by the operator")
+            return {"ok": run is not None, "message": f"{job.name} started", "run_id": run and run.run_id}
+        if cmd == "stop":
+            job.held = True
+            job.next_start_at = None
+            if job.run is not None:
+                self.stop_run(job, "stopped by the operator", JobState.STOPPED)
+                return {"ok": True, "message": f"stopping {job.name} (run {job.run.run_id})"}
+            if job.state in (JobState.BACKOFF, JobState.FATAL, JobState.PENDING):
+                self._set_job_state(job, JobState.STOPPED, "stopped by the operator", None)
+            return {"ok": True, "message": f"{job.name} is not running; held until started"}
+        if cmd == "restart":
+            job.held = False
+            if job.run is not None:
+                self.stop_run(job, "restarted by the operator", JobState.STOPPED, restart=True)
+                return {"ok": True, "message": f"restarting {job.name}"}
+            run = self._start(job, now, "restarted by the operator")
+            return {"ok": run is not None, "message": f"{job.name} started", "run_id": run and run.run_id}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    # ---- recording -----------------------------------------------------------------------
+
+    def _transition(self, job: JobRuntime, run: RunState, new: JobState, reason: str) -> None:
+        old = job.state
+        if not is_allowed(old, new) and old != new:
+            log.error("job=%s illegal transition %s->%s (%s)", job.name, old, new, reason)
+        log.info("job=%s run=%s %s->%s reason=%s", job.name, run.run_id, old.value, new.value, reason)
+        job.state = run.state = new
+        self._event(job.name, run.run_id, "transition", reason, old, new)
+        self.recorder.run(self._run_row(run))
+        self.status.changed(urgent=True)
+        self._notify()
+
+    def _set_job_state(self, job: JobRuntime, new: JobState, reason: str, run_id: str | None) -> None:
+        old = job.state
+        log.info("job=%s %s->%s reason=%s", job.name, old.value, new.value, reason)
+        job.state = new
+        self._event(job.name, run_id, "transition", reason, old, new)
+        self.status.changed(urgent=True)
+        self._notify()
+
+    def _event(self, job: str | None, run_id: str | None, kind: str, reason: str,
+               old: JobState | None = None, new: JobState | None = None) -> None:
+        self.recorder.event(EventRow(ts=self.clock.now(), job=job or "", run_id=run_id, kind=kind,
+                                     from_state=old.value if old else None,
+                                     to_state=new.value if new else None, reason=reason))
+
+    def _run_row(self, run: RunState) -> RunRow:
+        return RunRow(
+            run_id=run.run_id, job=run.job, host=socket.gethostname(), state=run.state.value,
+            started_at=run.started_at, ended_at=run.ended_at, pid=run.pid, exit_code=run.exit_code,
+            signal=run.signal, error=run.error, run_dir=str(run.run_dir), phase=run.phase,
+            message=run.message, progress=dict(run.progress),
+            proofs=[p.model_dump(mode="json") for p in run.proofs],
+            last_heartbeat_at=run.last_beat_at, last_progress_at=run.last_progress_at,
+        )
+
+    def document(self) -> StatusDocument:
+        """The current status.json document."""
+        cfg = self.config
+        return build_document(
+            now=self.clock.now(),
+            supervisor=SupervisorStatus(pid=os.getpid(), version=VERSION, started_at=self.started_at,
+                                        config=str(cfg.path), host=socket.gethostname(),
+                                        socket=str(cfg.socket_path)),
+            jobs=self.jobs.values(),
+            alerts=self.alerts.statuses(),
+            recent=list(self.recent),
+        )
+
+
+def run_daemon(config: Config, on_ready: Callable[[Daemon], None] | None = None) -> Daemon:
+    """Run a daemon in this thread until it shuts down (for the CLI)."""
+    daemon = Daemon(config)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(daemon.run)
+            await daemon.ready.wait()
+            if on_ready:
+                on_ready(daemon)
+
+    anyio.run(main)
+    return daemon

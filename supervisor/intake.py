@@ -1,0 +1,95 @@
+"""Reading what a run reports: its heartbeat file, or the growth of its output files.
+
+Pure bookkeeping on a RunState; the daemon decides the state transitions from the result.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+from policies.stall import check_progress
+from supervisor.logs import size_of
+from supervisor.runs import RunState
+from workers.protocol import HEARTBEAT_MAX_BYTES, HeartbeatError, parse_heartbeat
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a read of a run's reports found."""
+
+    beat: bool = False  # a new heartbeat arrived
+    progressed: bool = False
+    error: str | None = None  # the heartbeat file was malformed (first time for this text)
+    blocker_changed: bool = False
+
+
+NOTHING = Intake()
+
+
+def read_heartbeat(run: RunState, now: datetime) -> Intake:
+    """Ingest the heartbeat file if it changed since the last read."""
+    path = run.heartbeat_path
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return NOTHING
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if stamp == run.hb_stamp:
+        return NOTHING
+    run.hb_stamp = stamp
+    if st.st_size > HEARTBEAT_MAX_BYTES:
+        return _error(run, f"heartbeat file is {st.st_size} bytes (limit {HEARTBEAT_MAX_BYTES}); not read")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(HEARTBEAT_MAX_BYTES + 1)
+    except FileNotFoundError:
+        return NOTHING
+    try:
+        hb = parse_heartbeat(raw)
+    except HeartbeatError as exc:
+        return _error(run, f"malformed heartbeat ignored: {exc}")
+    if hb.seq == run.hb_seq:
+        return NOTHING
+    run.hb_seq = hb.seq
+    if run.first_beat_at is None:
+        run.first_beat_at = now
+        run.last_progress_at = now
+    run.last_beat_at = now
+    check = check_progress(run.high_water, run.phase, hb.progress, hb.phase)
+    run.high_water = check.high_water
+    progressed = check.progressed
+    if progressed:
+        run.last_progress_at = now
+    run.progress = dict(hb.progress)
+    run.phase = hb.phase
+    run.message = hb.message
+    blocker_changed = hb.blocker != run.blocker
+    run.blocker = hb.blocker
+    for p in hb.proofs:
+        if p not in run.declared_proofs:
+            run.declared_proofs.append(p)
+    return Intake(beat=True, progressed=progressed, blocker_changed=blocker_changed)
+
+
+def read_output(run: RunState, now: datetime) -> Intake:
+    """For progress_from = "output": growth of stdout+stderr is a heartbeat with progress."""
+    total = run.rotated_bytes + size_of(run.stdout_path) + size_of(run.stderr_path)
+    if total <= run.output_bytes:
+        return NOTHING
+    run.output_bytes = total
+    if run.first_beat_at is None:
+        run.first_beat_at = now
+    run.last_beat_at = now
+    run.last_progress_at = now
+    run.progress["output_bytes"] = float(total)
+    run.high_water["output_bytes"] = float(total)
+    return Intake(beat=True, progressed=True)
+
+
+def _error(run: RunState, text: str) -> Intake:
+    if text in run.heartbeat_errors:
+        return NOTHING
+    run.heartbeat_errors.add(text)
+    return Intake(error=text)

@@ -1,0 +1,71 @@
+"""What the host can tell about a run's processes (psutil), for stall and crash details."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+
+def signal_name(returncode: int | None) -> str | None:
+    """'SIGKILL' for a negative Popen return code, else None."""
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of a process and its live descendants (None if gone)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def describe_process(pid: int) -> str:
+    """'sleeping, 3 threads, 12.3 MB RSS, 2 children' or 'gone'."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            status = proc.status()
+            threads = proc.num_threads()
+            rss = proc.memory_info().rss
+        kids = len(proc.children(recursive=True))
+    except psutil.NoSuchProcess:
+        return "gone"
+    except psutil.AccessDenied:
+        return "not inspectable (access denied)"
+    return f"{status}, {threads} threads, {rss / 1e6:.1f} MB RSS, {kids} children"
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is left in the process group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send `sig` to a whole process group; False when the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True

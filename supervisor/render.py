@@ -1,0 +1,86 @@
+"""Rendering the status document for people (rich tables); used by the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from status.models import JobState, StatusDocument
+
+STATE_STYLE = {
+    JobState.RUNNING: "green",
+    JobState.SUCCEEDED: "bold green",
+    JobState.STARTING: "cyan",
+    JobState.VERIFYING: "cyan",
+    JobState.PENDING: "dim",
+    JobState.STOPPED: "dim",
+    JobState.BACKOFF: "yellow",
+    JobState.BLOCKED: "bold yellow",
+    JobState.STALLED: "bold red",
+    JobState.SILENT: "bold red",
+    JobState.CRASHED: "bold red",
+    JobState.FAILED: "red",
+    JobState.FATAL: "bold white on red",
+}
+
+
+def age(now: datetime, then: datetime | None) -> str:
+    """'3s', '4m12s', '2h', or '-'."""
+    if then is None:
+        return "-"
+    secs = int(max(0.0, (now - then).total_seconds()))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"{secs // 86400}d{(secs % 86400) // 3600}h"
+
+
+def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = None) -> Group:
+    """The `proofwatch status` screen."""
+    now = now or datetime.now(timezone.utc)
+    sup = doc.supervisor
+    if daemon_up:
+        head = Text(f"proofwatch {sup.version} on {sup.host}, pid {sup.pid}, up {age(now, sup.started_at)}", "bold")
+    else:
+        head = Text(
+            f"daemon NOT running — status.json last written {age(now, doc.updated_at)} ago "
+            f"(start it with: proofwatch run --config {sup.config})",
+            "bold red",
+        )
+    jobs = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("JOB", "STATE", "RUN", "PID", "BEAT", "PROGRESS", "COUNTERS", "MESSAGE"):
+        jobs.add_column(col, overflow="fold" if col == "MESSAGE" else "ellipsis", no_wrap=col != "MESSAGE")
+    for name, js in doc.jobs.items():
+        counters = " ".join(f"{k}={v:g}" for k, v in list(js.progress.items())[:4])
+        msg = js.error if js.state in (JobState.FAILED, JobState.CRASHED, JobState.FATAL) and js.error else (
+            js.blocker or js.message or js.error or "")
+        if js.state == JobState.BACKOFF and js.next_start_at:
+            msg = f"restart in {age(js.next_start_at, now) if js.next_start_at > now else '0s'}; {msg}"
+        jobs.add_row(
+            name,
+            Text(js.state.value, STATE_STYLE.get(js.state, "")),
+            (js.run_id or "-")[-6:],
+            str(js.pid or "-"),
+            age(now, js.last_heartbeat_at),
+            age(now, js.last_progress_at),
+            counters,
+            msg.splitlines()[0] if msg else "",
+        )
+    parts: list[Text | Table] = [head, jobs]
+    if doc.alerts:
+        al = Table(box=None, pad_edge=False, header_style="bold", title="active alerts", title_justify="left")
+        for col in ("SEVERITY", "KEY", "COUNT", "FIRST", "TITLE"):
+            al.add_column(col)
+        for a in doc.alerts:
+            style = "bold red" if a.severity == "critical" else "yellow"
+            al.add_row(Text(a.severity.value, style), a.key, str(a.count), age(now, a.first_seen) + " ago", a.title)
+        parts.append(al)
+    else:
+        parts.append(Text("no active alerts", "green"))
+    return Group(*parts)

@@ -1,0 +1,106 @@
+"""The daemon's in-memory view of jobs and their runs (owned by the daemon's event loop)."""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from policies.triggers import DepRun
+from status.models import JobState, ProofStatus
+from supervisor.config import JobSettings
+from supervisor.logs import STDERR, STDOUT
+from supervisor.spawn import Child
+from workers.protocol import HEARTBEAT_FILE
+
+
+def new_run_id(now: datetime) -> str:
+    """A sortable, unique run id: 20261125T084455Z-3f9a1c."""
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class RunState:
+    """One run of a job, from spawn to its final state."""
+
+    job: str
+    run_id: str
+    kind: str
+    run_dir: Path
+    started_at: datetime
+    state: JobState = JobState.STARTING
+    child: Child | None = None
+    pid: int | None = None
+    first_beat_at: datetime | None = None
+    last_beat_at: datetime | None = None
+    last_progress_at: datetime | None = None
+    hb_seq: int = -1
+    hb_stamp: tuple[int, int, int] = (0, 0, 0)
+    progress: dict[str, float] = field(default_factory=dict)
+    high_water: dict[str, float] = field(default_factory=dict)
+    phase: str = ""
+    message: str = ""
+    blocker: str | None = None
+    declared_proofs: list[str] = field(default_factory=list)
+    proofs: list[ProofStatus] = field(default_factory=list)
+    exited: bool = False
+    finishing: bool = False
+    exit_code: int | None = None
+    signal: str | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+    stop_state: JobState | None = None
+    restart_after: bool = False
+    kill_at: datetime | None = None
+    output_bytes: int = 0
+    rotated_bytes: int = 0
+    cpu_samples: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=720))
+    heartbeat_errors: set[str] = field(default_factory=set)
+    stable_noted: bool = False
+
+    @property
+    def heartbeat_path(self) -> Path:
+        """The file the worker replaces with each heartbeat."""
+        return self.run_dir / HEARTBEAT_FILE
+
+    @property
+    def stdout_path(self) -> Path:
+        """The child's stdout file."""
+        return self.run_dir / STDOUT
+
+    @property
+    def stderr_path(self) -> Path:
+        """The child's stderr file."""
+        return self.run_dir / STDERR
+
+    @property
+    def alive(self) -> bool:
+        """True until the leader process has exited."""
+        return not self.exited
+
+
+@dataclass
+class JobRuntime:
+    """A configured job and what the daemon knows about it."""
+
+    name: str
+    settings: JobSettings
+    state: JobState = JobState.PENDING
+    run: RunState | None = None
+    last_run: RunState | None = None
+    restarts: int = 0
+    consecutive: int = 0
+    restart_times: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
+    next_start_at: datetime | None = None
+    next_start_reason: str = ""
+    next_fire_at: datetime | None = None
+    boot_pending: bool = False
+    held: bool = False
+    last_started_at: datetime | None = None
+    last_success_at: datetime | None = None
+    waiting: str = ""
+    error: str | None = None
+    prior: DepRun | None = None  # the latest run recorded before this daemon started

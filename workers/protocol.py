@@ -1,0 +1,111 @@
+"""The heartbeat protocol, shared by workers (writers) and the supervisor (reader).
+
+A worker atomically replaces the file named by PROOFWATCH_HEARTBEAT with one JSON object:
+`{"seq": int, "ts": iso8601, "progress": {"name": number}, "phase": str, "message": str,
+"blocker": str | null, "proofs": [path, ...]}`. Stdlib only, so a job can copy this file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+ENV_JOB = "PROOFWATCH_JOB"
+ENV_RUN_ID = "PROOFWATCH_RUN_ID"
+ENV_RUN_DIR = "PROOFWATCH_RUN_DIR"
+ENV_HEARTBEAT = "PROOFWATCH_HEARTBEAT"
+ENV_DATA_DIR = "PROOFWATCH_DATA_DIR"
+
+HEARTBEAT_FILE = "heartbeat.json"
+HEARTBEAT_MAX_BYTES = 1_048_576
+MESSAGE_MAX_CHARS = 2000
+
+
+class HeartbeatError(ValueError):
+    """Raised when a heartbeat document is malformed; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One validated heartbeat."""
+
+    seq: int
+    ts: datetime
+    progress: dict[str, float] = field(default_factory=dict)
+    phase: str = ""
+    message: str = ""
+    blocker: str | None = None
+    proofs: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """Serialise to the wire form."""
+        doc: dict[str, Any] = {
+            "seq": self.seq,
+            "ts": self.ts.isoformat(),
+            "progress": self.progress,
+            "phase": self.phase,
+            "message": self.message,
+            "blocker": self.blocker,
+        }
+        if self.proofs:
+            doc["proofs"] = list(self.proofs)
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def parse_heartbeat(raw: bytes | str) -> Heartbeat:
+    """Validate a heartbeat document; raise HeartbeatError naming the bad field."""
+    if len(raw) > HEARTBEAT_MAX_BYTES:
+        raise HeartbeatError(f"heartbeat is {len(raw)} bytes (limit {HEARTBEAT_MAX_BYTES})")
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HeartbeatError(f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise HeartbeatError(f"expected a JSON object, got {type(doc).__name__}")
+    seq = doc.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise HeartbeatError(f"seq: expected a non-negative integer, got {seq!r}")
+    ts = _parse_ts(doc.get("ts"))
+    progress = _parse_progress(doc.get("progress", {}))
+    phase = _opt_str(doc, "phase") or ""
+    message = (_opt_str(doc, "message") or "")[:MESSAGE_MAX_CHARS]
+    blocker = _opt_str(doc, "blocker") or None
+    proofs = doc.get("proofs", [])
+    if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
+        raise HeartbeatError("proofs: expected a list of path strings")
+    return Heartbeat(seq, ts, progress, phase, message, blocker, tuple(proofs))
+
+
+def _parse_ts(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise HeartbeatError(f"ts: expected an ISO 8601 string, got {value!r}")
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HeartbeatError(f"ts: {value!r} is not an ISO 8601 timestamp") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _parse_progress(value: object) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise HeartbeatError(f"progress: expected an object of name -> number, got {value!r}")
+    out: dict[str, float] = {}
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise HeartbeatError(f"progress.{name}: expected a number, got {number!r}")
+        if not math.isfinite(number):
+            raise HeartbeatError(f"progress.{name}: expected a finite number, got {number!r}")
+        out[str(name)] = number
+    return out
+
+
+def _opt_str(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise HeartbeatError(f"{key}: expected a string, got {value!r}")

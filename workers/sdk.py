@@ -1,0 +1,192 @@
+"""The only thing a worker needs to talk to proofwatch (stdlib only).
+
+    from workers.sdk import Run
+    run = Run.from_env()
+    for i, item in enumerate(items, 1):
+        work(item)
+        run.beat(progress={"items": i}, phase="download")
+    run.proof("out/result.json")
+
+Heartbeats are explicit calls from the work loop, never a background thread: a thread would
+keep beating while the work is hung, which is the lie proofwatch exists to catch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workers.protocol import (
+    ENV_DATA_DIR,
+    ENV_HEARTBEAT,
+    ENV_JOB,
+    ENV_RUN_DIR,
+    ENV_RUN_ID,
+    Heartbeat,
+    HeartbeatError,
+    parse_heartbeat,
+)
+
+DEFAULT_MIN_INTERVAL = 1.0
+
+
+class Run:
+    """A handle on the current run; a no-op (with one warning) outside proofwatch."""
+
+    def __init__(
+        self,
+        heartbeat_path: Path | None,
+        *,
+        job: str = "",
+        run_id: str = "",
+        run_dir: Path | None = None,
+        data_dir: Path | None = None,
+        min_interval: float = DEFAULT_MIN_INTERVAL,
+    ) -> None:
+        self.job = job
+        self.run_id = run_id
+        self.heartbeat_path = heartbeat_path
+        self.run_dir = run_dir or Path.cwd()
+        self.data_dir = data_dir or Path.cwd()
+        self.min_interval = min_interval
+        self._seq = 0
+        self._progress: dict[str, float] = {}
+        self._phase = ""
+        self._message = ""
+        self._blocker: str | None = None
+        self._proofs: list[str] = []
+        self._last_write = float("-inf")
+        self._dirty = False
+        if heartbeat_path is not None:
+            self._seq = _existing_seq(heartbeat_path)
+            atexit.register(self.flush)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: float) -> Run:
+        """Build from the PROOFWATCH_* environment the supervisor sets."""
+        env = os.environ if environ is None else environ
+        hb = env.get(ENV_HEARTBEAT)
+        if not hb:
+            warnings.warn(
+                f"{ENV_HEARTBEAT} is not set: not running under proofwatch, "
+                "heartbeats and proofs are ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return cls(None, **kwargs)  # type: ignore[arg-type]
+        return cls(
+            Path(hb),
+            job=env.get(ENV_JOB, ""),
+            run_id=env.get(ENV_RUN_ID, ""),
+            run_dir=Path(env[ENV_RUN_DIR]) if env.get(ENV_RUN_DIR) else None,
+            data_dir=Path(env[ENV_DATA_DIR]) if env.get(ENV_DATA_DIR) else None,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    @property
+    def supervised(self) -> bool:
+        """True when running under proofwatch."""
+        return self.heartbeat_path is not None
+
+    def beat(
+        self,
+        progress: Mapping[str, float] | None = None,
+        *,
+        phase: str | None = None,
+        message: str | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Report liveness and progress; cheap to call in a tight loop (throttled).
+
+        Counters are merged into what was reported before. Returns True when written.
+        """
+        changed_phase = phase is not None and phase != self._phase
+        if progress:
+            self._progress.update({k: float(v) for k, v in progress.items()})
+        if phase is not None:
+            self._phase = phase
+        if message is not None:
+            self._message = message
+        self._dirty = True
+        due = time.monotonic() - self._last_write >= self.min_interval
+        if force or changed_phase or due:
+            return self.flush()
+        return False
+
+    def blocked(self, reason: str) -> None:
+        """Report that the work cannot go on without help; the operator is alerted."""
+        self._blocker = reason
+        self._message = reason
+        self._dirty = True
+        self.flush()
+
+    def unblocked(self) -> None:
+        """Clear a blocker reported earlier."""
+        self._blocker = None
+        self._dirty = True
+        self.flush()
+
+    def proof(self, path: str | os.PathLike[str]) -> None:
+        """Declare an extra artifact for proofwatch to verify when the run ends."""
+        self._proofs.append(os.fspath(path))
+        self._dirty = True
+        self.flush()
+
+    def flush(self) -> bool:
+        """Write the pending heartbeat now (also done at interpreter exit)."""
+        if self.heartbeat_path is None or not self._dirty:
+            return False
+        self._seq += 1
+        hb = Heartbeat(
+            seq=self._seq,
+            ts=datetime.now(timezone.utc),
+            progress=dict(self._progress),
+            phase=self._phase,
+            message=self._message,
+            blocker=self._blocker,
+            proofs=tuple(self._proofs),
+        )
+        write_heartbeat(self.heartbeat_path, hb)
+        self._last_write = time.monotonic()
+        self._dirty = False
+        return True
+
+
+def write_heartbeat(path: Path, hb: Heartbeat) -> None:
+    """Atomically replace the heartbeat file (temp file in the same dir, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".hb-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(hb.to_json())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_heartbeat(path: Path) -> Heartbeat | None:
+    """The current heartbeat, or None when there is none yet or it is unreadable."""
+    try:
+        return parse_heartbeat(path.read_bytes())
+    except (FileNotFoundError, HeartbeatError):
+        return None
+
+
+def _existing_seq(path: Path) -> int:
+    hb = read_heartbeat(path)
+    return hb.seq if hb else 0
+
+
+if __name__ == "__main__":  # pragma: no cover - manual smoke check
+    Run.from_env().beat({"smoke": 1}, force=True)
+    sys.exit(0)
