@@ -38,7 +38,8 @@ def backoff_delay(consecutive: int, settings: RestartSettings, jitter: float) ->
     """Delay before restart number `consecutive` (1-based); jitter is uniform in [0, 1)."""
     if consecutive <= 1:
         return 0.0
-    base = settings.backoff_initial * 2 ** (consecutive - 2)
+    # cap the exponent: 2 ** n overflows float after ~1026 unstable restarts (days of crashing)
+    base = settings.backoff_initial * 2.0 ** min(consecutive - 2, 512)
     return min(settings.backoff_max, base * (1 - JITTER + 2 * JITTER * jitter))
 
 

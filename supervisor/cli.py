@@ -21,8 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="proofwatch: a supervisor that demands proof of life and proof of work.")
 alerts_app = typer.Typer(help="List or acknowledge alerts.", invoke_without_command=True)
 app.add_typer(alerts_app, name="alerts")
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a message is one line even when piped (tables still fit the width).
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path,

@@ -45,6 +45,11 @@ async def serve_control(daemon: Daemon, *, task_status: TaskStatus[None]) -> Non
             pass
 
 
+def check_not_running(path: Path) -> None:
+    """Raise ControlError when another daemon serves this socket; remove a stale one."""
+    _remove_stale(path)
+
+
 def _remove_stale(path: Path) -> None:
     if not path.exists():
         return

@@ -34,10 +34,12 @@ from status.models import JobState, RunSummary, Severity, StatusDocument, Superv
 from supervisor import details, intake, procinfo
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, EnvError, expand_env, resolve_command
+from supervisor.control import check_not_running, serve_control
 from supervisor.durations import format_duration
 from supervisor.logs import rotate_if_needed
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
+from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
 from supervisor.spawn import SpawnError, spawn
@@ -92,6 +94,7 @@ class Daemon:
     async def run(self, *, handle_signals: bool = True) -> None:
         """Run until shut down (SIGTERM/SIGINT or `shutdown()`); stops every job on the way out."""
         cfg = self.config
+        check_not_running(cfg.socket_path)
         for d in (cfg.state_dir, cfg.runs_dir):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.state_dir, 0o700)
@@ -101,7 +104,6 @@ class Daemon:
         self.alerts = AlertBook(self.recorder)
         self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval)
         await self._restore()
-        from supervisor.control import serve_control
 
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -312,9 +314,6 @@ class Daemon:
             return
         if js.max_runtime and now >= run.started_at + timedelta(seconds=js.max_runtime):
             self.stop_run(job, f"exceeded max_runtime {format_duration(js.max_runtime)}", JobState.FAILED)
-            self.alerts.fire(job.name, "failed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
-                             title=f"{job.name}: killed after max_runtime {format_duration(js.max_runtime)}",
-                             detail=details.exit_detail(run, "was still running", now))
             return
         if run.state == JobState.STARTING and is_silent(run.started_at, run.first_beat_at, js.startup_grace, now):
             self._ingest(job, run, now)
@@ -386,8 +385,9 @@ class Daemon:
         elif run.state == JobState.STALLED and got.progressed:
             self._transition(job, run, JobState.RUNNING, "progress resumed")
             self.alerts.resolve(f"{job.name}:stalled", now, "progress resumed")
-        if got.progressed:
-            self.wake()  # the stall deadline moved
+        # Progress only moves the stall deadline later: the reconciler wakes at the old one,
+        # finds no stall, and sleeps until the new one. No wake-up per heartbeat; state
+        # changes wake it through _transition.
 
     def _on_file_change(self, path: Path) -> None:
         """A file under runs/ changed (from the watcher)."""
@@ -406,15 +406,20 @@ class Daemon:
         while True:
             await anyio.sleep(sup.rescan_every)
             now = self.clock.now()
-            runs = [(j, j.run) for j in self.jobs.values() if j.run and not j.run.exited]
-            for job, run in runs:
-                self._ingest(job, run, now)
-                for p in (run.stdout_path, run.stderr_path):
-                    run.rotated_bytes += rotate_if_needed(p, sup.log_max_bytes, sup.log_backups)
-            samples = await anyio.to_thread.run_sync(
-                lambda: [(run, procinfo.tree_cpu_seconds(run.pid or 0)) for _, run in runs]
-            )
-            for run, cpu in samples:
+            runs = [j.run for j in self.jobs.values() if j.run and not j.run.exited]
+            for run in runs:
+                self._ingest(self.jobs[run.job], run, now)
+
+            def housekeeping() -> list[tuple[RunState, int, float | None]]:
+                out = []
+                for run in runs:
+                    moved = sum(rotate_if_needed(p, sup.log_max_bytes, sup.log_backups)
+                                for p in (run.stdout_path, run.stderr_path))
+                    out.append((run, moved, procinfo.tree_cpu_seconds(run.pid or 0)))
+                return out
+
+            for run, moved, cpu in await anyio.to_thread.run_sync(housekeeping):
+                run.rotated_bytes += moved
                 if cpu is not None:
                     run.cpu_samples.append((now, cpu))
             self._note_stable(now)
@@ -548,6 +553,7 @@ class Daemon:
         job.run, job.last_run = None, run
         self.recent.appendleft(run_summary(run))
         self._alert_on_end(job, run, state, reason, now)
+        self._prune(job)
         if state == JobState.SUCCEEDED:
             job.last_success_at = run.ended_at
         if self.shutdown_reason:
@@ -582,7 +588,7 @@ class Daemon:
         elif job.settings.kind == "service" and not run.stop_reason:
             self.alerts.fire(name, "exited", severity=Severity.WARNING, run_id=run.run_id, now=now,
                              title=f"{name}: {reason}", detail=details.exit_detail(run, how, now))
-        elif not run.stop_reason:
+        else:  # a task that failed, or a run the daemon killed (stall, max_runtime)
             self.alerts.fire(name, "failed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
                              title=f"{name}: failed — {reason}", detail=details.exit_detail(run, how, now))
 
@@ -617,6 +623,13 @@ class Daemon:
             job.next_start_reason = f"backoff {decision.delay:.1f}s elapsed"
             self._set_job_state(job, JobState.BACKOFF,
                                 f"{decision.reason}: next start in {decision.delay:.1f}s", run.run_id)
+
+    def _prune(self, job: JobRuntime) -> None:
+        """Keep the newest keep_runs run directories of a job (off the event loop)."""
+        assert self._tg is not None
+        protect = {r.run_id for r in (job.run, job.last_run) if r is not None}
+        self._tg.start_soon(anyio.to_thread.run_sync, prune_runs, self.config.runs_dir / job.name,
+                            self.config.supervisor.keep_runs, protect)
 
     def _reap_orphans(self, now: datetime) -> None:
         for pgid, kill_at in list(self._orphans.items()):
@@ -679,6 +692,7 @@ class Daemon:
         self.recorder.run(self._run_row(run))
         self.status.changed(urgent=True)
         self._notify()
+        self.wake()  # a new state has new deadlines (e.g. RUNNING's stall deadline)
 
     def _set_job_state(self, job: JobRuntime, new: JobState, reason: str, run_id: str | None) -> None:
         old = job.state

@@ -52,7 +52,8 @@ def verify_spec(
     if os.path.isabs(pattern) or ".." in Path(pattern).parts:
         return [ProofStatus(path=where, kind=spec.kind, ok=False,
                             detail=f"refused: {spec.path!r} must stay inside {root}")]
-    matches = sorted(Path(p) for p in glob.glob(str(root / pattern), recursive=True))
+    # escape the root: only the pattern is a glob (a state_dir like "var[1]" must still match)
+    matches = sorted(Path(p) for p in glob.glob(os.path.join(glob.escape(str(root)), pattern), recursive=True))
     results: list[ProofStatus] = []
     fresh_ok = 0
     for m in matches:

@@ -17,8 +17,9 @@ from workers.protocol import HEARTBEAT_FILE
 
 
 def new_run_id(now: datetime) -> str:
-    """A sortable, unique run id: 20261125T084455Z-3f9a1c."""
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """A sortable, unique run id: 20261125T084455123Z-3f9a1c (UTC, to the millisecond, so a
+    restart within the same second still sorts after the run it replaces)."""
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 
 @dataclass

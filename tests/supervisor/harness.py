@@ -58,10 +58,12 @@ def _toml(v: object) -> str:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, *tables: str, clock: Clock | None = None) -> AsyncIterator[Daemon]:
+async def running(
+    tmp_path: Path, *tables: str, clock: Clock | None = None, supervisor: str = ""
+) -> AsyncIterator[Daemon]:
     """A started daemon; shut down (jobs stopped) on exit."""
     cfg_path = tmp_path / "config.toml"
-    cfg_path.write_text(HEADER + "\n".join(tables))
+    cfg_path.write_text(HEADER + supervisor + "\n" + "\n".join(tables))
     daemon = Daemon(load_config(cfg_path), clock=clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(partial(daemon.run, handle_signals=False))

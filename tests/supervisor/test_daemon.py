@@ -204,6 +204,8 @@ async def test_on_stall_kill_fails_the_run(tmp_path):
     async with running(tmp_path, table) as d:
         await reach(d, "k", S.FAILED, timeout=5)
         assert "killed: no progress for 500ms" in d.jobs["k"].last_run.error
+        assert "killed: no progress for 500ms" in d.alerts.active["k:failed"].title
+        assert "k:stalled" not in d.alerts.active  # the run is over; the failure alert remains
 
 
 async def test_on_stall_restart_starts_a_new_run(tmp_path):
@@ -220,6 +222,7 @@ async def test_max_runtime_kills_and_fails_a_task(tmp_path):
     async with running(tmp_path, table) as d:
         await reach(d, "long", S.FAILED, timeout=5)
         assert "exceeded max_runtime 700ms" in d.jobs["long"].last_run.error
+        assert d.alerts.active["long:failed"].count == 1
 
 
 async def test_output_counts_as_progress_for_uninstrumented_commands(tmp_path):
@@ -262,3 +265,44 @@ async def test_shutdown_stops_jobs_and_records_why(tmp_path):
     h = History(d.config.history_db, create=False)
     assert "test finished" in h.runs(job="svc")[0].error
     h.close()
+
+
+async def test_not_before_holds_a_boot_job_until_its_date(tmp_path):
+    clock = FakeClock(utc(2026, 1, 1, 0, 0, 0))
+    table = job(tmp_path, "later", P.EXIT_OK, not_before="2026-01-01T00:10:00Z")
+    async with running(tmp_path, table, clock=clock) as d:
+        d.wake()
+        await anyio.wait_all_tasks_blocked()
+        assert d.jobs["later"].state == S.PENDING
+        clock.advance(600)
+        d.wake()
+        await reach(d, "later", S.SUCCEEDED)
+
+
+async def test_a_second_daemon_on_the_same_state_dir_is_refused(tmp_path):
+    from supervisor.config import load_config
+    from supervisor.control import ControlError
+    from supervisor.daemon import Daemon
+
+    async with running(tmp_path, job(tmp_path, "ok", P.EXIT_OK)) as d:
+        second = Daemon(load_config(d.config.path))
+        try:
+            await second.run(handle_signals=False)
+        except ControlError as exc:
+            assert "another proofwatch daemon is already serving" in str(exc)
+        else:
+            raise AssertionError("a second daemon started on the same state_dir")
+
+
+
+async def test_old_run_directories_are_pruned_to_keep_runs(tmp_path):
+    table = job(tmp_path, "svc", P.EXIT_OK, kind="service", backoff_initial="10ms",
+                backoff_max="10ms", max_restarts=100)
+    async with running(tmp_path, table, supervisor="keep_runs = 3") as d:
+        await d.wait_until(lambda: d.jobs["svc"].restarts >= 6, timeout=20)
+        d.control("stop", "svc")
+        await reach(d, "svc", S.STOPPED)
+        newest = d.jobs["svc"].last_run.run_id
+    await anyio.wait_all_tasks_blocked()
+    left = sorted(p.name for p in (d.config.runs_dir / "svc").iterdir())
+    assert len(left) <= 4 and newest in left
