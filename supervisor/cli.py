@@ -154,6 +154,19 @@ def restart(job: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 
 @app.command()
+def reload(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Re-read the config (like SIGHUP); a bad config is reported and the old one kept."""
+    cfg = _load(config)
+    try:
+        reply = request(cfg.socket_path, "reload")
+    except ControlError as exc:
+        fail(str(exc))
+    if not reply.get("ok"):
+        fail(str(reply.get("error")), 2)
+    out.print(reply.get("message", "ok"), highlight=False)
+
+
+@app.command()
 def logs(
     job: str,
     config: ConfigOpt = DEFAULT_CONFIG,

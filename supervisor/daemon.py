@@ -33,12 +33,13 @@ from status.history import EventRow, History, RunRow
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
 from supervisor import details, intake, procinfo
 from supervisor.alerts import STICKY, AlertBook
-from supervisor.config import Config, EnvError, expand_env, resolve_command
+from supervisor.config import Config, ConfigError, EnvError, expand_env, load_config, resolve_command
 from supervisor.control import check_not_running, serve_control
 from supervisor.durations import format_duration
 from supervisor.logs import rotate_if_needed
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
+from supervisor.reload import plan_reload
 from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
@@ -151,7 +152,7 @@ class Daemon:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as sigs:
             async for signum in sigs:
                 if signum == signal.SIGHUP:
-                    log.info("SIGHUP: config reload is not supported yet; restart the daemon")
+                    self.reload()
                     continue
                 self.shutdown(f"supervisor received {signal.Signals(signum).name}")
 
@@ -195,7 +196,7 @@ class Daemon:
         while True:
             self._wake = anyio.Event()
             now = self.clock.now()
-            for job in self.jobs.values():
+            for job in list(self.jobs.values()):
                 if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
                     self.stop_run(job, self.shutdown_reason, JobState.STOPPED)
                 try:
@@ -273,9 +274,11 @@ class Daemon:
     def _deps(self, job: JobRuntime) -> dict[str, DepRun | None]:
         out: dict[str, DepRun | None] = {}
         for name in job.settings.after:
-            dep = self.jobs[name]
-            last = dep.last_run
-            if dep.run is not None:
+            dep = self.jobs.get(name)
+            last = dep.last_run if dep else None
+            if dep is None:
+                out[name] = None
+            elif dep.run is not None:
                 out[name] = DepRun(dep.state, None)
             elif last is not None:
                 out[name] = DepRun(last.state, last.ended_at)
@@ -552,6 +555,8 @@ class Daemon:
         self._transition(job, run, state, reason)
         job.run, job.last_run = None, run
         self.recent.appendleft(run_summary(run))
+        if job.removed:
+            self.jobs.pop(job.name, None)
         self._alert_on_end(job, run, state, reason, now)
         self._prune(job)
         if state == JobState.SUCCEEDED:
@@ -640,6 +645,42 @@ class Daemon:
                 procinfo.signal_group(pgid, signal.SIGKILL)
                 del self._orphans[pgid]
 
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file; on any error keep the last good config and say why."""
+        now = self.clock.now()
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            log.error("config reload failed; keeping the last good config:\n%s", exc)
+            self._event(None, None, "supervisor", f"config reload failed, last good config kept: {exc}")
+            return {"ok": False, "error": f"{exc}\n(the daemon keeps running on the last good config)"}
+        plan = plan_reload(self.config, new)
+        if plan.refused:
+            self._event(None, None, "supervisor", f"config reload refused: {plan.refused}")
+            return {"ok": False, "error": plan.refused}
+        self.config = new
+        for name in plan.added:
+            job = self.jobs[name] = JobRuntime(name, new.jobs[name])
+            job.boot_pending = job.settings.starts_at_boot
+            job.waiting = self._why_pending(job)
+        for name in plan.changed:
+            job = self.jobs[name]
+            job.settings = new.jobs[name]
+            job.next_fire_at = next_fire(job.settings.schedule, now) if job.settings.schedule else None
+            job.waiting = self._why_pending(job) if job.run is None else job.waiting
+        for name in plan.removed:
+            job = self.jobs[name]
+            job.removed = True
+            if job.run is not None:
+                self.stop_run(job, "removed from the config", JobState.STOPPED)
+            else:
+                del self.jobs[name]
+        self._event(None, None, "supervisor", f"config reloaded: {plan.summary()}")
+        log.info("config reloaded: %s", plan.summary())
+        self.status.changed(urgent=True)
+        self.wake()
+        return {"ok": True, "message": f"config reloaded: {plan.summary()}"}
+
     # ---- control (from the socket) -------------------------------------------------------
 
     def control(self, cmd: str, arg: str | None) -> dict[str, Any]:
@@ -647,6 +688,8 @@ class Daemon:
         now = self.clock.now()
         if cmd == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if cmd == "reload":
+            return self.reload()
         if cmd == "ack":
             if arg and self.alerts.resolve(arg, now, "acknowledged by the operator"):
                 self.status.changed(urgent=True)

@@ -105,3 +105,4 @@ class JobRuntime:
     waiting: str = ""
     error: str | None = None
     prior: DepRun | None = None  # the latest run recorded before this daemon started
+    removed: bool = False  # dropped from the config; forgotten once its run ends
