@@ -30,6 +30,17 @@ def parse_counter(text: str) -> tuple[str, float]:
     return name.strip(), number
 
 
+def _declared(text: str) -> tuple[str, str]:
+    """'png:screens/a.png' -> ('screens/a.png', 'png'); a plain path is kind file."""
+    kind, sep, path = text.partition(":")
+    if sep and kind in _KINDS:
+        return path, kind
+    return text, "file"
+
+
+_KINDS = frozenset({"file", "text", "log", "json", "jsonl", "png", "jpeg", "parquet", "sqlite"})
+
+
 def send_beat(
     file: Path | None,
     progress: Sequence[str],
@@ -56,7 +67,7 @@ def send_beat(
         phase=prev.phase if phase is None else phase,
         message=prev.message if message is None else message,
         blocker=None if unblock else (blocked if blocked is not None else prev.blocker),
-        proofs=tuple(dict.fromkeys([*prev.proofs, *proofs])),
+        proofs=tuple(dict.fromkeys([*prev.proofs, *(_declared(p) for p in proofs)])),
     )
     write_heartbeat(file, hb)
     return hb

@@ -9,13 +9,16 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
 
 from supervisor.config import Config, ConfigError, check_config, load_config
 from supervisor.control import ControlError, request
+
+if TYPE_CHECKING:
+    from status.history import RunRow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="proofwatch: a supervisor that demands proof of life and proof of work.")
@@ -221,6 +224,78 @@ def history(
     out.print(table)
 
 
+def _run_row(cfg: Config, job: str, run_id: str | None) -> RunRow:
+    from status.history import History
+    from supervisor.proofaudit import find_run
+
+    if not cfg.history_db.exists():
+        fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
+    h = History(cfg.history_db, create=False)
+    row = find_run(h, job, run_id)
+    h.close()
+    if row is None:
+        fail(f"no run of {job!r}" + (f" matching {run_id!r}" if run_id else "") + " in the history")
+    return row
+
+
+@app.command()
+def proofs(
+    job: str,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_id: Annotated[Optional[str], typer.Option("--run")] = None,
+) -> None:
+    """Show each proof of a job's latest (or given) run: ok/failed, reason, size, sha256."""
+    from rich.table import Table
+    from rich.text import Text
+
+    cfg = _load(config)
+    row = _run_row(cfg, job, run_id)
+    out.print(f"{job} run {row.run_id}: {row.state}" + (f" — {row.error}" if row.error else ""),
+              highlight=False)
+    if not row.proofs:
+        out.print("no proofs recorded for this run" + (" (still running?)" if row.ended_at is None else ""))
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("", "PATH", "KIND", "SIZE", "SHA256", "DETAIL"):
+        table.add_column(col, overflow="fold" if col == "DETAIL" else "ellipsis")
+    for p in row.proofs:
+        mark = Text("ok", "green") if p.get("ok") else Text("FAILED", "bold red")
+        checks = ", ".join(p.get("checks") or [])
+        table.add_row(mark, p["path"], p.get("kind", ""), "" if p.get("size") is None else str(p["size"]),
+                      (p.get("sha256") or "")[:16], checks if p.get("ok") and checks else p.get("detail", ""))
+    out.print(table)
+
+
+@app.command()
+def verify(
+    job: str,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    run_id: Annotated[Optional[str], typer.Option("--run")] = None,
+) -> None:
+    """Re-check a finished run's artifacts against their recorded sha256 (exit 1 if any
+    was deleted or changed since)."""
+    from pathlib import Path as _P
+
+    from supervisor.proofaudit import audit
+
+    cfg = _load(config)
+    row = _run_row(cfg, job, run_id)
+    results = audit(row.proofs, _P(row.run_dir), cfg.data_dir)
+    if not results:
+        out.print(f"{job} run {row.run_id}: no verified file artifacts recorded")
+        raise typer.Exit(1)
+    bad = 0
+    for r in results:
+        colour = "green" if r.verdict == "ok" else "bold red"
+        bad += r.verdict != "ok"
+        out.print(f"[{colour}]{r.verdict:8}[/] {r.path}: {r.detail}", highlight=False)
+    if bad:
+        err.print(f"{bad} of {len(results)} artifacts of run {row.run_id} changed or deleted since it was verified",
+                  highlight=False)
+        raise typer.Exit(1)
+    out.print(f"all {len(results)} artifacts of run {row.run_id} unchanged", highlight=False)
+
+
 @alerts_app.callback()
 def alerts_list(
     ctx: typer.Context,
@@ -276,7 +351,7 @@ def beat(
     message: Annotated[Optional[str], typer.Option("--message", "-m")] = None,
     blocked: Annotated[Optional[str], typer.Option(help="Report a blocker in these words.")] = None,
     unblock: Annotated[bool, typer.Option(help="Clear a blocker reported earlier.")] = False,
-    proof: Annotated[list[str], typer.Option(help="Declare an extra proof file (repeatable).")] = [],  # noqa: B006
+    proof: Annotated[list[str], typer.Option(help="Declare an extra proof: PATH or KIND:PATH, e.g. png:shot.png (repeatable).")] = [],  # noqa: B006
     file: Annotated[Optional[Path], typer.Option(envvar="PROOFWATCH_HEARTBEAT", help="Heartbeat file.")] = None,
 ) -> None:
     """Send a heartbeat from a shell script (merges counters with the previous heartbeat)."""

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup
 
 from policies.lifecycle import is_allowed
 from policies.restart import RestartSettings, decide_restart
+from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
@@ -536,10 +537,13 @@ class Daemon:
             self._finish(job, run, JobState.FAILED, f"unproven: verification crashed: {exc}", self.clock.now())
             return
         run.proofs = proofs
-        failed = failure_summary(proofs)
         now = self.clock.now()
-        if failed:
-            self._finish(job, run, JobState.FAILED, failed, now)
+        problems = [p.removeprefix("unproven: ") for p in (
+            too_fast(((run.ended_at or now) - run.started_at).total_seconds(), js.min_runtime),
+            failure_summary(proofs),
+        ) if p]
+        if problems:
+            self._finish(job, run, JobState.FAILED, "unproven: " + "; ".join(problems), now)
         else:
             n = len(proofs)
             self._finish(job, run, JobState.SUCCEEDED,

@@ -67,9 +67,9 @@ def read_heartbeat(run: RunState, now: datetime) -> Intake:
     run.message = hb.message
     blocker_changed = hb.blocker != run.blocker
     run.blocker = hb.blocker
-    for p in hb.proofs:
-        if p not in run.declared_proofs:
-            run.declared_proofs.append(p)
+    for entry in hb.proofs:
+        if entry not in run.declared_proofs:
+            run.declared_proofs.append(entry)
     return Intake(beat=True, progressed=progressed, blocker_changed=blocker_changed)
 
 

@@ -44,7 +44,7 @@ class RunState:
     phase: str = ""
     message: str = ""
     blocker: str | None = None
-    declared_proofs: list[str] = field(default_factory=list)
+    declared_proofs: list[tuple[str, str]] = field(default_factory=list)  # (path, kind)
     proofs: list[ProofStatus] = field(default_factory=list)
     exited: bool = False
     finishing: bool = False

@@ -2,7 +2,8 @@
 
 A worker atomically replaces the file named by PROOFWATCH_HEARTBEAT with one JSON object:
 `{"seq": int, "ts": iso8601, "progress": {"name": number}, "phase": str, "message": str,
-"blocker": str | null, "proofs": [path, ...]}`. Stdlib only, so a job can copy this file.
+"blocker": str | null, "proofs": [path | {"path": path, "kind": kind}, ...]}`.
+Stdlib only, so a job can copy this file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Heartbeat:
     phase: str = ""
     message: str = ""
     blocker: str | None = None
-    proofs: tuple[str, ...] = ()
+    proofs: tuple[tuple[str, str], ...] = ()  # (path, kind) declared by the worker
 
     def to_json(self) -> str:
         """Serialise to the wire form."""
@@ -51,7 +52,7 @@ class Heartbeat:
             "blocker": self.blocker,
         }
         if self.proofs:
-            doc["proofs"] = list(self.proofs)
+            doc["proofs"] = [p if k == "file" else {"path": p, "kind": k} for p, k in self.proofs]
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -73,10 +74,24 @@ def parse_heartbeat(raw: bytes | str) -> Heartbeat:
     phase = _opt_str(doc, "phase") or ""
     message = (_opt_str(doc, "message") or "")[:MESSAGE_MAX_CHARS]
     blocker = _opt_str(doc, "blocker") or None
-    proofs = doc.get("proofs", [])
-    if not isinstance(proofs, list) or not all(isinstance(p, str) for p in proofs):
-        raise HeartbeatError("proofs: expected a list of path strings")
-    return Heartbeat(seq, ts, progress, phase, message, blocker, tuple(proofs))
+    return Heartbeat(seq, ts, progress, phase, message, blocker, _parse_proofs(doc.get("proofs", [])))
+
+
+def _parse_proofs(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list):
+        raise HeartbeatError(f"proofs: expected a list, got {value!r}")
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            out.append((item, "file"))
+        elif isinstance(item, dict) and isinstance(item.get("path"), str):
+            kind = item.get("kind", "file")
+            if not isinstance(kind, str):
+                raise HeartbeatError(f"proofs[{i}].kind: expected a string, got {kind!r}")
+            out.append((item["path"], kind))
+        else:
+            raise HeartbeatError(f"proofs[{i}]: expected a path or {{\"path\": ..., \"kind\": ...}}, got {item!r}")
+    return tuple(out)
 
 
 def _parse_ts(value: object) -> datetime:

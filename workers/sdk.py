@@ -61,7 +61,7 @@ class Run:
         self._phase = ""
         self._message = ""
         self._blocker: str | None = None
-        self._proofs: list[str] = []
+        self._proofs: list[tuple[str, str]] = []
         self._last_write = float("-inf")
         self._dirty = False
         if heartbeat_path is not None:
@@ -133,9 +133,12 @@ class Run:
         self._dirty = True
         self.flush()
 
-    def proof(self, path: str | os.PathLike[str]) -> None:
-        """Declare an extra artifact for proofwatch to verify when the run ends."""
-        self._proofs.append(os.fspath(path))
+    def proof(self, path: str | os.PathLike[str], kind: str = "file") -> None:
+        """Declare an extra artifact for proofwatch to verify when the run ends
+        (kind: file, text, json, jsonl, png, jpeg, parquet, sqlite)."""
+        entry = (os.fspath(path), kind)
+        if entry not in self._proofs:
+            self._proofs.append(entry)
         self._dirty = True
         self.flush()
 

@@ -30,12 +30,12 @@ def test_beat_first_heartbeat_starts_at_seq_one(tmp_path: Path) -> None:
 def test_beat_continues_seq_and_merges_counters(tmp_path: Path) -> None:
     path = tmp_path / "heartbeat.json"
     write_heartbeat(path, Heartbeat(seq=7, ts=T0, progress={"files": 3, "bytes": 900},
-                                    phase="copy", message="copied 3", proofs=("a.txt",)))
-    hb = send_beat(path, ["files=4", "errors=1"], proofs=["b.txt", "a.txt"])
+                                    phase="copy", message="copied 3", proofs=(("a.txt", "file"),)))
+    hb = send_beat(path, ["files=4", "errors=1"], proofs=["b.txt", "a.txt", "png:c.png"])
     assert hb.seq == 8
     assert hb.progress == {"files": 4.0, "bytes": 900, "errors": 1.0}
     assert (hb.phase, hb.message) == ("copy", "copied 3")  # kept when not given
-    assert hb.proofs == ("a.txt", "b.txt")
+    assert hb.proofs == (("a.txt", "file"), ("b.txt", "file"), ("c.png", "png"))
     assert on_disk(path) == hb
 
 

@@ -119,10 +119,12 @@ def test_sdk_proof_lists_paths_in_the_heartbeat(tmp_path: Path) -> None:
     path = hb_file(tmp_path)
     run = Run(path, min_interval=HOUR)
     run.proof("out/result.json")
-    run.proof(tmp_path / "screens" / "1.png")
+    run.proof(tmp_path / "screens" / "1.png", kind="png")
+    run.proof("out/result.json")  # declared twice, listed once
     hb = current(path)
-    assert hb.proofs == ("out/result.json", str(tmp_path / "screens" / "1.png"))
-    assert json.loads(path.read_text())["proofs"] == list(hb.proofs)
+    assert hb.proofs == (("out/result.json", "file"), (str(tmp_path / "screens" / "1.png"), "png"))
+    assert json.loads(path.read_text())["proofs"] == [
+        "out/result.json", {"path": str(tmp_path / "screens" / "1.png"), "kind": "png"}]
 
 
 def test_sdk_outside_proofwatch_warns_once_and_does_nothing(
@@ -237,7 +239,7 @@ def _with(**changes: object) -> str:
          "progress.loss: expected a finite number, got inf"),
         (_with(phase=3), "phase: expected a string, got 3"),
         (_with(blocker=["x"]), "blocker: expected a string, got ['x']"),
-        (_with(proofs="out.json"), "proofs: expected a list of path strings"),
+        (_with(proofs="out.json"), "proofs: expected a list, got 'out.json'"),
         ("[1, 2]", "expected a JSON object, got list"),
         ('"hello"', "expected a JSON object, got str"),
     ],
