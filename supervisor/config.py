@@ -232,6 +232,7 @@ class JobSettings(_Model):
     progress_from: Literal["heartbeat", "output"] = "heartbeat"
     expected_load: list[str] = []
     max_runtime: Seconds | None = None
+    min_runtime: Seconds | None = None
     stop_grace: Seconds = parse_duration("10s")
     stable_after: Seconds = parse_duration("60s")
     max_restarts: _Int = Field(default=10, ge=0)

@@ -306,3 +306,29 @@ async def test_old_run_directories_are_pruned_to_keep_runs(tmp_path):
     await anyio.wait_all_tasks_blocked()
     left = sorted(p.name for p in (d.config.runs_dir / "svc").iterdir())
     assert len(left) <= 4 and newest in left
+
+
+async def test_a_task_finishing_before_min_runtime_is_unproven(tmp_path):
+    table = job(tmp_path, "quick", P.WRITES_PROOF, min_runtime="5m") + '[[jobs.quick.proofs]]\npath = "out.json"\n'
+    async with running(tmp_path, table) as d:
+        await reach(d, "quick", S.FAILED)
+        error = d.jobs["quick"].last_run.error
+        assert error.startswith("unproven: finished in ") and "expected at least 5m (min_runtime)" in error
+        assert "quick:unproven" in d.alerts.active
+
+
+async def test_dependents_of_an_unproven_task_do_not_start(tmp_path):
+    lazy = job(tmp_path, "lazy", P.WRITES_PROOF, ', "--no-proof"') + '[[jobs.lazy.proofs]]\npath = "out.json"\n'
+    async with running(tmp_path, lazy, job(tmp_path, "next", P.EXIT_OK, after=["lazy"])) as d:
+        await reach(d, "lazy", S.FAILED)
+        d.wake()
+        await anyio.wait_all_tasks_blocked()
+        assert d.jobs["next"].state == S.PENDING and d.jobs["next"].last_run is None
+
+
+async def test_proofs_declared_through_the_sdk_are_verified_with_their_kind(tmp_path):
+    body = P.EXIT_OK + '\nimport pathlib, os\np = pathlib.Path(os.environ["PROOFWATCH_RUN_DIR"]) / "shot.png"\n' \
+        'p.write_text("not a png")\nrun.proof(p, kind="png")\n'
+    async with running(tmp_path, job(tmp_path, "shots", body)) as d:
+        await reach(d, "shots", S.FAILED)
+        assert "shot.png" in d.jobs["shots"].last_run.error
