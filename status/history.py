@@ -17,6 +17,9 @@ from sqlalchemy import JSON, Column, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, desc, select
 
+import status.outbox  # noqa: F401  (registers the table)
+import status.samples  # noqa: F401  (registers the table)
+
 
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
@@ -77,6 +80,7 @@ class AlertRow(SQLModel, table=True):
     count: int = 1
     resolved_at: datetime | None = None
     resolution: str | None = None
+    acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class ProofStatus(_Model):
     size: int | None = None
     sha256: str | None = None
     mtime: datetime | None = None
+    checks: list[str] = Field(default_factory=list)  # passed checks, e.g. "fresh", "PNG 1280x720"
 
 
 class JobStatus(_Model):
@@ -118,6 +119,8 @@ class AlertStatus(_Model):
     last_seen: datetime
     count: int = 1
     run_id: str | None = None
+    state: str = "firing"  # firing | acknowledged (resolved alerts leave the list)
+    acknowledged_at: datetime | None = None
 
 
 class RunSummary(_Model):
@@ -144,12 +147,31 @@ class SupervisorStatus(_Model):
 
 
 class HostStatus(_Model):
-    """Host health (filled in by the health sampler)."""
+    """Host health (filled in by the health sampler): the latest sample, its 0-100 score and
+    label (HEALTHY, DEGRADED, WARNING, CRITICAL), the reasons behind the score, and the host
+    conditions currently alerting (keys like "host:disk:/", after hysteresis)."""
 
     score: int | None = None
     label: str | None = None
     reasons: list[str] = Field(default_factory=list)
     sample: dict[str, Any] = Field(default_factory=dict)
+    sampled_at: datetime | None = None
+    firing: list[str] = Field(default_factory=list)
+
+
+class SilenceStatus(_Model):
+    """A maintenance silence: notifications for a job or alert key are muted until `until`."""
+
+    target: str
+    until: datetime
+    reason: str = ""
+
+
+class NotifyStatus(_Model):
+    """Notification delivery: undelivered outbox rows and active silences."""
+
+    outbox_depth: int = 0
+    silences: list[SilenceStatus] = Field(default_factory=list)
 
 
 class StatusDocument(_Model):
@@ -162,6 +184,7 @@ class StatusDocument(_Model):
     jobs: dict[str, JobStatus] = Field(default_factory=dict)
     alerts: list[AlertStatus] = Field(default_factory=list)
     recent: list[RunSummary] = Field(default_factory=list)
+    notify: NotifyStatus = Field(default_factory=NotifyStatus)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,7 @@ class ActiveAlert:
     first_seen: datetime
     last_seen: datetime
     count: int = 1
+    acknowledged_at: datetime | None = None
 
     def row(self, resolved_at: datetime | None = None, resolution: str | None = None) -> AlertRow:
         """A fresh history row for this alert."""
@@ -55,6 +57,7 @@ class ActiveAlert:
             count=self.count,
             resolved_at=resolved_at,
             resolution=resolution,
+            acknowledged_at=self.acknowledged_at,
         )
 
     def status(self) -> AlertStatus:
@@ -69,15 +72,18 @@ class ActiveAlert:
             last_seen=self.last_seen,
             count=self.count,
             run_id=self.run_id,
+            state="acknowledged" if self.acknowledged_at else "firing",
+            acknowledged_at=self.acknowledged_at,
         )
 
 
 class AlertBook:
     """Active alerts by key."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, on_change: Callable[[], None] | None = None) -> None:
         self.recorder = recorder
         self.active: dict[str, ActiveAlert] = {}
+        self.on_change = on_change or (lambda: None)
 
     def load(self, rows: list[AlertRow]) -> None:
         """Restore unresolved alerts from the history at start."""
@@ -85,7 +91,7 @@ class AlertBook:
             if r.resolved_at is None and r.key not in self.active:
                 self.active[r.key] = ActiveAlert(
                     r.id, r.key, r.job, r.run_id, Severity(r.severity), r.title, r.detail,
-                    r.first_seen, r.last_seen, r.count,
+                    r.first_seen, r.last_seen, r.count, r.acknowledged_at,
                 )
 
     def fire(
@@ -113,6 +119,7 @@ class AlertBook:
                 cur.severity = severity
             line = self._line("escalated", cur, now) if escalated else None
             self.recorder.alert(cur.row(), line)
+            self.on_change()
             return False
         alert = ActiveAlert(
             uuid.uuid4().hex, key, job, run_id, severity, title, detail, now, now
@@ -120,6 +127,7 @@ class AlertBook:
         self.active[key] = alert
         log.warning("alert %s [%s] %s", key, severity.value, title)
         self.recorder.alert(alert.row(), self._line("raised", alert, now))
+        self.on_change()
         return True
 
     def resolve(self, key: str, now: datetime, resolution: str) -> bool:
@@ -130,7 +138,23 @@ class AlertBook:
         log.info("alert %s resolved: %s", key, resolution)
         line = self._line("resolved", alert, now) | {"resolution": resolution}
         self.recorder.alert(alert.row(now, resolution), line)
+        self.on_change()
         return True
+
+    def acknowledge(self, key: str, now: datetime) -> str | None:
+        """The operator has seen it: a condition that can still clear (a stall, a host
+        threshold) stays listed as acknowledged with no more reminders; one that cannot (a crash,
+        silence, FATAL, an unproven run) is resolved. None when no such alert is active."""
+        alert = self.active.get(key)
+        if alert is None:
+            return None
+        if key.rsplit(":", 1)[-1] in STICKY:
+            self.resolve(key, now, "acknowledged by the operator")
+            return "resolved"
+        alert.acknowledged_at = now
+        self.recorder.alert(alert.row(), self._line("acknowledged", alert, now))
+        self.on_change()
+        return "acknowledged"
 
     def resolve_job(
         self, job: str, conditions: tuple[str, ...], now: datetime, resolution: str

@@ -128,6 +128,26 @@ def status(
             live.update(status_view(view(), daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]
 
 
+@app.command()
+def health(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the host section as JSON.")] = False,
+) -> None:
+    """Host health: score, label, reasons, gauges and top processes (from status.json)."""
+    from status.store import StatusFileError, read_status
+    from supervisor.render import health_view
+
+    cfg = _load(config)
+    try:
+        doc = read_status(cfg.status_file)
+    except StatusFileError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(doc.host.model_dump_json(indent=2) + "\n")
+        return
+    out.print(health_view(doc))
+
+
 def _control(cfg: Config, cmd: str, arg: str) -> None:
     try:
         reply = request(cfg.socket_path, cmd, arg)
@@ -327,6 +347,30 @@ def alerts_list(
 def alerts_ack(key: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Acknowledge (resolve) an active alert by key."""
     _control(_load(config), "ack", key)
+
+
+@app.command()
+def silence(
+    target: Annotated[str, typer.Argument(help="A job name or an alert key.")],
+    duration: Annotated[str, typer.Argument(help='How long, e.g. "2h".')],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    reason: Annotated[str, typer.Option("--reason", "-r")] = "",
+) -> None:
+    """Mute notifications for a job or alert key (maintenance); expires by itself."""
+    cfg = _load(config)
+    try:
+        reply = request(cfg.socket_path, "silence", target, extra={"duration": duration, "reason": reason})
+    except ControlError as exc:
+        fail(str(exc))
+    if not reply.get("ok"):
+        fail(str(reply.get("error")), 2 if "duration" in str(reply.get("error")) else 1)
+    out.print(reply.get("message", "ok"), highlight=False)
+
+
+@app.command()
+def unsilence(target: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Lift a silence before it expires."""
+    _control(_load(config), "unsilence", target)
 
 
 @app.command()

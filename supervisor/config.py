@@ -12,6 +12,7 @@ Exceptions (all carry fields, not only text):
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import re
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from croniter import croniter  # type: ignore[import-untyped]
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
-                      model_validator)
+                      ValidationError, ValidatorFunctionWrapHandler, model_validator)
+from pydantic_core import InitErrorDetails
 
 from supervisor.durations import not_a_duration, parse_duration
 
@@ -208,13 +210,149 @@ class SupervisorSettings(_Model):
 ProofKind = Literal["file", "text", "log", "json", "jsonl", "png", "jpeg", "parquet", "sqlite",
                     "command", "http", "git"]
 
+FILE_PROOF_KINDS = frozenset({"file", "text", "log", "json", "jsonl", "png", "jpeg", "parquet",
+                              "sqlite"})
+_PROOF_FILE_KEYS = ("path", "min_count", "min_bytes", "max_age")
+_PROOF_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "file": (), "text": ("contains", "not_contains"), "log": ("contains", "not_contains"),
+    "json": ("required_keys", "schema"), "jsonl": ("min_lines",),
+    "png": ("min_width", "min_height"), "jpeg": ("min_width", "min_height"),
+    "parquet": ("min_rows", "columns"), "sqlite": ("table", "min_rows"),
+    "command": ("command", "timeout"), "http": ("url", "timeout", "contains"),
+    "git": ("repo", "branch", "min_commits"),
+}
+_PROOF_REQUIRED = {"command": "command", "http": "url", "git": "repo"}
+_PROOF_TIMEOUTS = {"command": 60.0, "http": 10.0}
+
+
+def _proof_keys(kind: str) -> tuple[str, ...]:
+    return ("kind", *(_PROOF_FILE_KEYS if kind in FILE_PROOF_KINDS else ()), *_PROOF_KIND_KEYS[kind])
+
+
+def _proof_key_issues(raw: dict[Any, Any]) -> list[tuple[str, str]]:
+    """(key, message) for keys that are unknown, do not fit the kind, or are missing for it."""
+    known = sorted({key for kind in _PROOF_KIND_KEYS for key in _proof_keys(kind)})
+    kind = raw.get("kind", "file")
+    fits = _proof_keys(kind) if isinstance(kind, str) and kind in _PROOF_KIND_KEYS else None
+    issues: list[tuple[str, str]] = []
+    for key in raw:
+        if str(key) not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
+            hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(known)
+            issues.append((str(key), f"unknown key ({hint})"))
+        elif fits is not None and key not in fits:
+            issues.append((key, f"{key} does not apply to kind {kind} "
+                                f"({kind} takes: {', '.join(sorted(set(fits) - {'kind'}))})"))
+    if fits is None:
+        return issues
+    required = "path" if kind in FILE_PROOF_KINDS else _PROOF_REQUIRED[kind]
+    if required not in raw:
+        issues.append((required, f"is required for kind {kind}"))
+    if kind == "sqlite" and "min_rows" in raw and "table" not in raw:
+        issues.append(("min_rows", "min_rows needs table (the table whose rows to count)"))
+    return issues
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _check_regexes(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{_show(pattern)} is not a valid regex ({exc})") from None
+    return patterns
+
+
+def _check_key_paths(paths: list[str]) -> list[str]:
+    for path in paths:
+        if not path or "" in path.split("."):
+            raise ValueError(f'{_show(path)} is not a key path (use e.g. "model.metrics.auc" or "items.0.id")')
+    return paths
+
+
+def _check_url(url: str) -> str:
+    if not re.match(r"https?://[^/\s]", url):
+        raise ValueError(f'{_show(url)} is not an http(s) URL (use e.g. "http://127.0.0.1:8080/health")')
+    return url
+
+
+def _check_branch(branch: str) -> str:
+    if branch.startswith("-") or any(c.isspace() for c in branch):
+        raise ValueError(f"{_show(branch)} is not a branch name")
+    return branch
+
+
+_Regexes = Annotated[list[str], BeforeValidator(_one_or_many), AfterValidator(_check_regexes)]
+_Text = Annotated[str, Field(min_length=1)]
+
 
 class ProofSpec(_Model):
-    model_config = ConfigDict(frozen=True, extra="allow")
-    path: str = Field(min_length=1)
+    """One declared proof (`[[jobs.NAME.proofs]]`); which keys apply depends on `kind`."""
+
+    path: _Text | None = None  # glob, relative to the run dir or "data:..." (file kinds)
     kind: ProofKind = "file"
     min_count: _Int = Field(default=1, ge=0)
-    min_bytes: _Int = Field(default=0, ge=0)
+    min_bytes: Annotated[_Int, BeforeValidator(_to_bytes), Field(ge=0)] = 0
+    max_age: Seconds | None = None
+    contains: _Regexes = []  # text, log, http
+    not_contains: _Regexes = []
+    required_keys: Annotated[list[str], AfterValidator(_check_key_paths)] = []
+    schema_: Path | None = Field(default=None, alias="schema")  # relative to the config's dir
+    min_lines: _Int | None = Field(default=None, ge=0)
+    min_width: _Int | None = Field(default=None, ge=1)
+    min_height: _Int | None = Field(default=None, ge=1)
+    min_rows: _Int | None = Field(default=None, ge=0)
+    columns: list[_Text] = []
+    table: _Text | None = None
+    command: Annotated[list[str], BeforeValidator(_to_command)] | None = None
+    timeout: Annotated[Seconds, Field(gt=0)] | None = None
+    url: Annotated[str, AfterValidator(_check_url)] | None = None
+    repo: _Text | None = None  # relative to the run dir, "data:...", or absolute
+    branch: Annotated[str, AfterValidator(_check_branch)] | None = None
+    min_commits: _Int = Field(default=1, ge=1)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> ProofSpec:
+        """Report keys foreign to the kind (or missing for it) together with the field errors."""
+        issues = _proof_key_issues(data) if isinstance(data, dict) else []
+        if not issues:
+            return handler(data)  # type: ignore[no-any-return]
+        bad = {key for key, _ in issues}
+        errors = [InitErrorDetails(type="value_error", loc=(key,), input=data.get(key),
+                                   ctx={"error": ValueError(message)}) for key, message in issues]
+        try:
+            handler({k: v for k, v in data.items() if k not in bad})
+        except ValidationError as exc:
+            errors += [InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"],
+                                        ctx=e.get("ctx", {})) for e in exc.errors(include_url=False)
+                       if e["type"] != "missing"]
+        raise ValidationError.from_exception_data(cls.__name__, errors)
+
+    @property
+    def is_file_kind(self) -> bool:
+        """Whether this proof is about files matched by `path` (not command, http or git)."""
+        return self.kind in FILE_PROOF_KINDS
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The verifier or request timeout: `timeout`, else 60 s for command and 10 s for http."""
+        return self.timeout if self.timeout is not None else _PROOF_TIMEOUTS.get(self.kind, 60.0)
+
+    @property
+    def label(self) -> str:
+        """What status.json calls this proof: its path, URL, "git:REPO" or "command: ..."."""
+        if self.kind == "http":
+            return self.url or ""
+        if self.kind == "git":
+            return f"git:{self.repo}"
+        if self.kind == "command":
+            text = "command: " + shlex.join(self.command or [])
+            return text if len(text) <= 80 else text[:77] + "..."
+        return self.path or ""
 
 
 class JobSettings(_Model):
@@ -252,23 +390,155 @@ class JobSettings(_Model):
         return not self.after and self.schedule is None
 
 
+_CHECK_TARGETS: dict[str, tuple[str, ...]] = {"http": ("url",), "tcp": ("host", "port"),
+                                              "systemd": ("unit",)}
+
+
+def _unique_check_names(checks: list[HealthCheck]) -> list[HealthCheck]:
+    names = [check.name for check in checks]
+    if dupes := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError("each check needs its own name (repeated: " + ", ".join(dupes) + ")")
+    return checks
+
+
+class HealthCheck(_Model):
+    """One `[[health.checks]]` entry: a service that must answer (http 2xx, tcp connect, or an
+    active systemd unit) within `timeout`."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["http", "tcp", "systemd"]
+    url: str | None = None
+    host: str | None = None
+    port: _Int | None = Field(default=None, ge=1, le=65535)
+    unit: str | None = None
+    timeout: Seconds = Field(default=parse_duration("2s"), gt=0)
+
+    @model_validator(mode="after")
+    def _targets_match_kind(self) -> HealthCheck:
+        need = _CHECK_TARGETS[self.kind]
+        if missing := [key for key in need if getattr(self, key) is None]:
+            raise ValueError(f'kind = "{self.kind}" needs {" and ".join(missing)}')
+        stray = [key for keys in _CHECK_TARGETS.values() for key in keys
+                 if key not in need and getattr(self, key) is not None]
+        if stray:
+            raise ValueError(f'{", ".join(stray)} is not used by kind = "{self.kind}" '
+                             f'(it takes {" and ".join(need)})')
+        if self.url is not None and not re.match(r"https?://[^/\s]", self.url):
+            raise ValueError(f"url {_show(self.url)} is not an http:// or https:// URL")
+        return self
+
+
 class HealthSettings(_Model):
-    model_config = ConfigDict(frozen=True, extra="allow")
-    interval: Seconds = parse_duration("10s")
+    """`[health]`: sampling interval, thresholds (each must hold for `for_samples` consecutive
+    samples before it fires or clears), mounts to watch and optional service checks."""
+
+    interval: Seconds = Field(default=parse_duration("10s"), gt=0)
     cpu_temp_max: _Float = Field(default=85.0, gt=0)
     disk_max_pct: _Float = Field(default=90.0, gt=0, le=100)
     mem_max_pct: _Float = Field(default=90.0, gt=0, le=100)
+    swap_max_pct: _Float = Field(default=80.0, gt=0, le=100)
+    cpu_busy_pct: _Float = Field(default=90.0, gt=0, le=100)
+    load_per_core_max: _Float = Field(default=2.0, gt=0)
+    for_samples: _Int = Field(default=3, ge=1)
+    top_n: _Int = Field(default=5, ge=1)
     mounts: list[str] = ["/"]
+    checks: Annotated[list[HealthCheck], AfterValidator(_unique_check_names)] = []
+
+
+from pydantic import SecretStr, ValidationError  # noqa: E402  (the alert sink models' own imports)
+from pydantic_core import InitErrorDetails  # noqa: E402
+
+_SinkKind = Literal["webhook", "command", "file", "apprise"]
+_SINK_NEEDS: dict[str, str] = {"webhook": "url", "apprise": "url", "command": "command", "file": "path"}
+_SINK_HINTS: dict[str, str] = {
+    "webhook": ' (e.g. url = "https://example.com/hook")',
+    "apprise": ' (an Apprise URL, e.g. url = "tgram://BOT_TOKEN/CHAT_ID")',
+    "command": ' (e.g. command = ["notify-send", "proofwatch"])',
+    "file": ' (e.g. path = "var/notifications.jsonl")',
+}
+
+
+def _to_secret(value: object) -> object:
+    if isinstance(value, (str, SecretStr)):
+        return value
+    raise ValueError(f"expected a string, got {_show(value)}")
+
+
+_Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
+
+
+def _field_errors(model: str, issues: list[tuple[_Loc, str]], data: Any = None) -> ValidationError:
+    return ValidationError.from_exception_data(model, [
+        InitErrorDetails(type="value_error", loc=loc, input=data, ctx={"error": ValueError(msg)})
+        for loc, msg in issues])
 
 
 class AlertSink(_Model):
-    model_config = ConfigDict(frozen=True, extra="allow")
-    kind: Literal["webhook", "command", "file", "apprise"]
+    """One notifier (`[[alerts.sinks]]`). URLs and secrets are SecretStr: never printed."""
+
+    kind: _SinkKind
+    name: str = ""  # "" -> "<kind><index>" (e.g. "webhook0"), set by AlertsSettings
+    url: _Secret | None = None  # webhook: http(s) URL; apprise: any Apprise URL
+    secret: _Secret | None = None  # webhook: HMAC-SHA256 key for X-Proofwatch-Signature
+    command: Annotated[list[str], BeforeValidator(_to_command)] | None = None  # JSON on stdin
+    path: Path | None = None  # file: JSON lines appended; relative to the config's directory
+    timeout: Annotated[Seconds, Field(gt=0)] = parse_duration("10s")
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    jobs: list[str] = []  # only alerts of these jobs (empty: every alert, host ones included)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> AlertSink:
+        needed = _SINK_NEEDS[self.kind]
+        issues: list[tuple[_Loc, str]] = []
+        if getattr(self, needed) is None:
+            issues.append(((needed,), f"is required for kind {self.kind}{_SINK_HINTS[self.kind]}"))
+        url = self.url.get_secret_value() if self.url is not None else None
+        if url is not None and self.kind == "webhook" and not re.match(r"https?://[^/\s]", url):
+            issues.append((("url",), "is not an http(s) URL (it must start with http:// or https://)"))
+        if url is not None and self.kind == "apprise" and not re.match(r"[A-Za-z][\w+.-]*://\S", url):
+            issues.append((("url",), 'is not an Apprise URL (use e.g. "tgram://BOT_TOKEN/CHAT_ID")'))
+        if self.secret is not None and self.kind != "webhook":
+            issues.append((("secret",), f"applies to kind webhook only, not {self.kind}"))
+        if issues:
+            raise _field_errors(type(self).__name__, issues)
+        return self
+
+
+def _named_sink(sink: object, index: int) -> object:
+    if isinstance(sink, dict) and not sink.get("name"):
+        return {**sink, "name": f"{sink.get('kind')}{index}"}
+    if isinstance(sink, AlertSink) and not sink.name:
+        return sink.model_copy(update={"name": f"{sink.kind}{index}"})
+    return sink
 
 
 class AlertsSettings(_Model):
-    model_config = ConfigDict(frozen=True, extra="allow")
+    """`[alerts]`: notification timing and the sinks."""
+
+    repeat_every: Annotated[Seconds, Field(gt=0)] = parse_duration("1h")
+    escalate_after: Annotated[Seconds, Field(gt=0)] | None = None
+    group_wait: Seconds = parse_duration("10s")
     sinks: list[AlertSink] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_sinks(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("sinks"), list):
+            data = {**data, "sinks": [_named_sink(s, i) for i, s in enumerate(data["sinks"])]}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AlertsSettings:
+        first: dict[str, int] = {}
+        issues: list[tuple[_Loc, str]] = []
+        for i, sink in enumerate(self.sinks):
+            if sink.name in first:
+                issues.append((("sinks", i, "name"),
+                               f'{_show(sink.name)} is already the name of alerts.sinks[{first[sink.name]}]'))
+            first.setdefault(sink.name, i)
+        if issues:
+            raise _field_errors(type(self).__name__, issues)
+        return self
 
 
 def _dotted(loc: _Loc) -> str:

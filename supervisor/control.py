@@ -76,7 +76,7 @@ async def _handle(daemon: Daemon, stream: SocketStream) -> None:
                 buf += chunk
         try:
             req = json.loads(buf.split(b"\n", 1)[0])
-            reply = daemon.control(str(req["cmd"]), req.get("arg"))
+            reply = await daemon.control_async(str(req["cmd"]), req.get("arg"), req.get("extra") or {})
         except (ValueError, KeyError, TypeError) as exc:
             reply = {"ok": False, "error": f"bad request: {exc}"}
         except Exception as exc:
@@ -88,7 +88,9 @@ async def _handle(daemon: Daemon, stream: SocketStream) -> None:
             pass
 
 
-def request(path: Path, cmd: str, arg: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+def request(
+    path: Path, cmd: str, arg: str | None = None, timeout: float = 10.0, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Send one request to the daemon (blocking; for the CLI)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -101,7 +103,7 @@ def request(path: Path, cmd: str, arg: str | None = None, timeout: float = 10.0)
         sock.close()
         raise ControlError(f"{path}: permission denied (the socket belongs to another user)") from None
     try:
-        sock.sendall((json.dumps({"cmd": cmd, "arg": arg}) + "\n").encode())
+        sock.sendall((json.dumps({"cmd": cmd, "arg": arg, "extra": extra or {}}) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)

@@ -16,6 +16,7 @@ import signal
 import socket
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,10 +34,12 @@ from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.history import EventRow, History, RunRow
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
 from supervisor import details, intake, procinfo
+from supervisor.hostwatch import HostWatch
+from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, expand_env, load_config, resolve_command
 from supervisor.control import check_not_running, serve_control
-from supervisor.durations import format_duration
+from supervisor.durations import format_duration, parse_duration
 from supervisor.logs import rotate_if_needed
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
@@ -90,6 +93,8 @@ class Daemon:
         self.recorder: Recorder
         self.alerts: AlertBook
         self.status: StatusWriter
+        self.hostwatch: HostWatch | None = None
+        self.notifier: NotifyLoop | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -103,9 +108,11 @@ class Daemon:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.history = await anyio.to_thread.run_sync(History, cfg.history_db)
         self.recorder = Recorder(self.history, cfg.alerts_log)
-        self.alerts = AlertBook(self.recorder)
+        self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
         self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval)
         await self._restore()
+        self.hostwatch = HostWatch(self)
+        self.notifier = NotifyLoop(self)
 
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -116,6 +123,8 @@ class Daemon:
             await tg.start(serve_control, self)
             tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
             tg.start_soon(self._rescan_loop)
+            tg.start_soon(self.hostwatch.serve)
+            await tg.start(self.notifier.serve)
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             await self.status.write_now()
             self.ready.set()
@@ -134,11 +143,16 @@ class Daemon:
             log.info("shutting down: %s", reason)
             self.wake()
 
+    def _alerts_changed(self) -> None:
+        if self.notifier is not None:
+            self.notifier.poke()
+
     def wake(self) -> None:
         """Re-evaluate every job now."""
         self._wake.set()
 
-    def _notify(self) -> None:
+    def notify_change(self) -> None:
+        """Wake whoever waits in `wait_until` (state, heartbeat, alert or delivery changes)."""
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -368,7 +382,7 @@ class Daemon:
         if not got.beat:
             return
         self.status.changed()
-        self._notify()
+        self.notify_change()
         if run.stop_reason:
             return
         if run.blocker:
@@ -530,7 +544,8 @@ class Daemon:
         js = job.settings
         try:
             proofs = await anyio.to_thread.run_sync(
-                verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir, run.started_at
+                partial(verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir,
+                        run.started_at, config_dir=self.config.base_dir)
             )
         except Exception as exc:  # a verifier bug is a failed proof, not a daemon crash
             log.exception("job=%s run=%s proof verification crashed", job.name, run.run_id)
@@ -687,6 +702,31 @@ class Daemon:
 
     # ---- control (from the socket) -------------------------------------------------------
 
+    async def control_async(self, cmd: str, arg: str | None, extra: dict[str, Any]) -> dict[str, Any]:
+        """Operator commands that need to await (silences); the rest go to `control`."""
+        if cmd not in ("silence", "unsilence"):
+            return self.control(cmd, arg)
+        if not arg:
+            return {"ok": False, "error": "name a job or an alert key to silence"}
+        assert self.notifier is not None
+        if cmd == "unsilence":
+            if not await self.notifier.dispatcher.unsilence(arg):
+                return {"ok": False, "error": f"no active silence for {arg!r}"}
+            self._event(None, None, "control", f"operator lifted the silence on {arg}")
+            self.status.changed(urgent=True)
+            return {"ok": True, "message": f"notifications for {arg} resumed"}
+        try:
+            seconds = parse_duration(str(extra.get("duration", "")))
+        except ValueError as exc:
+            return {"ok": False, "error": f"duration: {exc}"}
+        reason = str(extra.get("reason", ""))
+        sil = await self.notifier.dispatcher.silence(arg, seconds, reason=reason)
+        self._event(None, None, "control",
+                    f"operator silenced {arg} for {format_duration(seconds)} until {sil.until.isoformat(timespec='seconds')}"
+                    + (f": {reason}" if reason else ""))
+        self.status.changed(urgent=True)
+        return {"ok": True, "message": f"notifications for {arg} muted until {sil.until.astimezone():%Y-%m-%d %H:%M:%S %Z}"}
+
     def control(self, cmd: str, arg: str | None) -> dict[str, Any]:
         """Apply an operator command; returns a reply for the client."""
         now = self.clock.now()
@@ -695,10 +735,12 @@ class Daemon:
         if cmd == "reload":
             return self.reload()
         if cmd == "ack":
-            if arg and self.alerts.resolve(arg, now, "acknowledged by the operator"):
-                self.status.changed(urgent=True)
-                return {"ok": True, "message": f"alert {arg} acknowledged"}
-            return {"ok": False, "error": f"no active alert {arg!r}"}
+            outcome = self.alerts.acknowledge(arg or "", now)
+            if outcome is None:
+                return {"ok": False, "error": f"no active alert {arg!r}"}
+            self._event(None, None, "control", f"operator acknowledged alert {arg} ({outcome})")
+            self.status.changed(urgent=True)
+            return {"ok": True, "message": f"alert {arg} {outcome}"}
         job = self.jobs.get(arg or "")
         if job is None:
             return {"ok": False, "error": f"unknown job {arg!r} (jobs: {', '.join(sorted(self.jobs))})"}
@@ -738,7 +780,7 @@ class Daemon:
         self._event(job.name, run.run_id, "transition", reason, old, new)
         self.recorder.run(self._run_row(run))
         self.status.changed(urgent=True)
-        self._notify()
+        self.notify_change()
         self.wake()  # a new state has new deadlines (e.g. RUNNING's stall deadline)
 
     def _set_job_state(self, job: JobRuntime, new: JobState, reason: str, run_id: str | None) -> None:
@@ -747,7 +789,7 @@ class Daemon:
         job.state = new
         self._event(job.name, run_id, "transition", reason, old, new)
         self.status.changed(urgent=True)
-        self._notify()
+        self.notify_change()
 
     def _event(self, job: str | None, run_id: str | None, kind: str, reason: str,
                old: JobState | None = None, new: JobState | None = None) -> None:
@@ -776,6 +818,8 @@ class Daemon:
             jobs=self.jobs.values(),
             alerts=self.alerts.statuses(),
             recent=list(self.recent),
+            host=self.hostwatch.status if self.hostwatch else None,
+            notify=self.notifier.status() if self.notifier else None,
         )
 
 

@@ -1,30 +1,127 @@
-"""Verifying a run's proofs when it ends (the file-level checks every kind shares).
+"""Verifying a run's proofs when it ends.
 
-Every proof must resolve inside the run dir or the data dir (no `..`, no symlink escapes), be
-fresh (modified after the run started), match at least `min_count` files of at least
-`min_bytes`, and is recorded with size and sha256. Kind-specific content checks come with the
-proof issue; until then a kind other than "file" is checked at the file level only.
+File proofs (file, text/log, json, jsonl, png, jpeg, parquet, sqlite) must resolve inside the
+run dir or the data dir (no `..`, no absolute paths elsewhere, no symlink escapes: refused and
+never read), be fresh (modified after the run started), not empty and at least `min_bytes`,
+pass their kind's content checks (`_proof_kinds`), match at least `min_count` such files, and,
+with `max_age`, the newest match must be younger than that when checked. Each matched file is
+recorded with size, sha256, mtime and the checks it passed. Command, http and git proofs
+(`_proof_live`) yield one record each. Every failing proof is reported, never just the first.
+The verdicts themselves are pure functions in `policies.proofs`.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Union
 
+from policies.proofs import (age_check, age_problem, count_check, count_problem, fresh_problem,
+                             size_check, size_problem)
 from status.models import ProofStatus
-from supervisor.config import ProofSpec
+from supervisor._proof_kinds import ProofFailed, check_content
+from supervisor._proof_live import verify_live
+from supervisor.config import FILE_PROOF_KINDS, ProofSpec
+
+__all__ = ["DATA_PREFIX", "DeclaredProof", "failure_summary", "verify_all", "verify_spec"]
+
+log = logging.getLogger(__name__)
 
 DATA_PREFIX = "data:"
 
+# What a worker declares through the sdk: a path, or (path, kind) as in `run.proof(path, kind="png")`.
+DeclaredProof = Union[str, "os.PathLike[str]", Sequence[str], Mapping[str, str]]
 
-def _root_and_pattern(path: str, run_dir: Path, data_dir: Path) -> tuple[Path, str]:
+
+def verify_all(
+    specs: Sequence[ProofSpec],
+    extra: Sequence[DeclaredProof],
+    run_dir: Path,
+    data_dir: Path,
+    started_at: datetime,
+    *,
+    now: datetime | None = None,
+    config_dir: Path | None = None,
+) -> list[ProofStatus]:
+    """Check the configured proofs and those the worker declared through the sdk.
+
+    `config_dir` anchors relative JSON Schema paths (pass the config file's directory);
+    `now` is when max_age is judged (default: the wall clock).
+    """
+    started_at = _aware(started_at)
+    now = _aware(now) if now is not None else datetime.now(timezone.utc)
+    out: list[ProofStatus] = []
+    for spec in specs:
+        out.extend(_guarded(spec, spec.label, run_dir, data_dir, started_at, now, config_dir))
+    seen = {p.path for p in out}
+    for item in extra:
+        declared = _declared(item)
+        if isinstance(declared, ProofStatus):
+            out.append(declared)
+            continue
+        path, kind = declared
+        rel = _relative_declared(path, run_dir, data_dir)
+        if rel in seen:
+            continue  # already verified as a configured proof (the configured kind wins)
+        seen.add(rel)
+        if kind not in FILE_PROOF_KINDS:
+            out.append(ProofStatus(path=rel, kind=kind, ok=False,
+                                   detail=f"refused: a worker may declare only file proofs "
+                                          f"(kind {kind!r} is not one of {', '.join(sorted(FILE_PROOF_KINDS))})"))
+            continue
+        pattern = glob.escape(rel) if glob.has_magic(rel) else rel  # a declared path is literal
+        spec = ProofSpec.model_validate({"path": pattern, "kind": kind})
+        out.extend(_guarded(spec, rel, run_dir, data_dir, started_at, now, config_dir))
+    return out
+
+
+def verify_spec(
+    spec: ProofSpec,
+    run_dir: Path,
+    data_dir: Path,
+    started_at: datetime,
+    *,
+    now: datetime | None = None,
+    config_dir: Path | None = None,
+) -> list[ProofStatus]:
+    """Check one proof: one ProofStatus per matched file (plus one per unmet count or age)."""
+    started_at = _aware(started_at)
+    now = _aware(now) if now is not None else datetime.now(timezone.utc)
+    if not spec.is_file_kind:
+        return [verify_live(spec, run_dir, data_dir, started_at)]
+    return _verify_files(spec, run_dir, data_dir, started_at, now, config_dir)
+
+
+def failure_summary(proofs: Sequence[ProofStatus]) -> str | None:
+    """'unproven: out.json: missing: nothing matched; ...' or None when all passed."""
+    bad = [f"{p.path}: {p.detail.splitlines()[0] if p.detail else 'failed'}" for p in proofs if not p.ok]
+    return "unproven: " + "; ".join(bad) if bad else None
+
+
+def _guarded(spec: ProofSpec, label: str, run_dir: Path, data_dir: Path, started_at: datetime,
+             now: datetime, config_dir: Path | None) -> list[ProofStatus]:
+    """verify_spec, but a verifier bug fails this proof only, never the others."""
+    try:
+        return verify_spec(spec, run_dir, data_dir, started_at, now=now, config_dir=config_dir)
+    except Exception as exc:
+        log.exception("proof %s (%s) crashed while being verified", label, spec.kind)
+        return [ProofStatus(path=label, kind=spec.kind, ok=False,
+                            detail=f"verification crashed: {type(exc).__name__}: {exc}")]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.astimezone()  # naive means local time
+
+
+def _root_and_pattern(path: str, run_dir: Path, data_dir: Path) -> tuple[Path, str, str]:
     if path.startswith(DATA_PREFIX):
-        return data_dir, path[len(DATA_PREFIX):]
-    return run_dir, path
+        return data_dir, path[len(DATA_PREFIX):], DATA_PREFIX
+    return run_dir, path, ""
 
 
 def _inside(root: Path, candidate: Path) -> bool:
@@ -43,65 +140,89 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_spec(
-    spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime
-) -> list[ProofStatus]:
-    """Check one declared proof; one ProofStatus per matched file (or one failure)."""
-    root, pattern = _root_and_pattern(spec.path, run_dir, data_dir)
-    where = f"{spec.path}"
+def _verify_files(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime,
+                  now: datetime, config_dir: Path | None) -> list[ProofStatus]:
+    where = spec.path or ""
+    root, pattern, prefix = _root_and_pattern(where, run_dir, data_dir)
     if os.path.isabs(pattern) or ".." in Path(pattern).parts:
         return [ProofStatus(path=where, kind=spec.kind, ok=False,
-                            detail=f"refused: {spec.path!r} must stay inside {root}")]
+                            detail=f"refused: {where!r} must stay inside {root}")]
     # escape the root: only the pattern is a glob (a state_dir like "var[1]" must still match)
     matches = sorted(Path(p) for p in glob.glob(os.path.join(glob.escape(str(root)), pattern), recursive=True))
     results: list[ProofStatus] = []
-    fresh_ok = 0
-    for m in matches:
-        rel = str(m.relative_to(root)) if _inside(root, m) else str(m)
-        label = (DATA_PREFIX + rel) if root == data_dir and spec.path.startswith(DATA_PREFIX) else rel
-        if not _inside(root, m):
-            results.append(ProofStatus(path=label, kind=spec.kind, ok=False,
+    newest: datetime | None = None
+    is_glob = glob.has_magic(pattern)
+    stale = 0
+    for match in matches:
+        if not _inside(root, match):
+            results.append(ProofStatus(path=str(match), kind=spec.kind, ok=False,
                                        detail=f"refused: resolves outside {root} (symlink escape)"))
             continue
-        if not m.is_file():
+        if not match.is_file():
+            continue  # a directory matched by "**" or a dangling link inside the root
+        label = prefix + str(match.relative_to(root))
+        result = _verify_file(spec, match, label, started_at, config_dir)
+        if is_glob and not result.ok and result.detail.startswith("stale"):
+            stale += 1  # left over from an earlier run: not this run's work, but not a failure
             continue
-        st = m.stat()
-        mtime = datetime.fromtimestamp(st.st_mtime, timezone.utc)
-        problem = None
-        if mtime < started_at:
-            problem = f"stale: modified {mtime.isoformat()} before the run started {started_at.isoformat()}"
-        elif st.st_size < spec.min_bytes:
-            problem = f"too small: {st.st_size} bytes < min_bytes {spec.min_bytes}"
-        ok = problem is None
-        fresh_ok += ok
-        results.append(ProofStatus(path=label, kind=spec.kind, ok=ok, detail=problem or "ok",
-                                   size=st.st_size, sha256=_sha256(m), mtime=mtime))
-    if fresh_ok < spec.min_count:
-        found = f"{len(matches)} matched, {fresh_ok} valid" if matches else "nothing matched"
-        results.append(ProofStatus(path=where, kind=spec.kind, ok=False,
-                                   detail=f"missing: {found}; min_count is {spec.min_count}"))
+        results.append(result)
+        if result.mtime is not None:
+            newest = result.mtime if newest is None else max(newest, result.mtime)
+    passed = [r for r in results if r.ok]
+    if (problem := count_problem(len(results), len(passed), spec.min_count)) is not None:
+        if stale:
+            problem += f" ({stale} older file{'s' if stale != 1 else ''} from before this run ignored)"
+        results.append(ProofStatus(path=where, kind=spec.kind, ok=False, detail=problem))
+    elif is_glob or spec.min_count > 1:
+        for r in passed:
+            r.checks.append(count_check(spec.min_count))
+    if spec.max_age is not None and newest is not None:
+        if (problem := age_problem(newest, now, spec.max_age)) is not None:
+            results.append(ProofStatus(path=where, kind=spec.kind, ok=False, detail=problem))
+        else:
+            for r in passed:
+                r.checks.append(age_check(spec.max_age))
     return results
 
 
-def verify_all(
-    specs: Sequence[ProofSpec],
-    extra: Sequence[str],
-    run_dir: Path,
-    data_dir: Path,
-    started_at: datetime,
-) -> list[ProofStatus]:
-    """Check the configured proofs and those the worker declared through the sdk."""
-    out: list[ProofStatus] = []
-    for spec in specs:
-        out.extend(verify_spec(spec, run_dir, data_dir, started_at))
-    seen = {p.path for p in out}
-    for path in extra:
-        rel = _relative_declared(path, run_dir, data_dir)
-        if rel in seen:
-            continue  # already verified as a configured proof
-        seen.add(rel)
-        out.extend(verify_spec(ProofSpec(path=rel, kind="file"), run_dir, data_dir, started_at))
-    return out
+def _verify_file(spec: ProofSpec, path: Path, label: str, started_at: datetime,
+                 config_dir: Path | None) -> ProofStatus:
+    checks: list[str] = []
+    try:
+        st = path.stat()
+        mtime = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+        problem = fresh_problem(mtime, started_at)
+        if problem is None:
+            checks.append("fresh")
+            problem = size_problem(st.st_size, spec.min_bytes)
+        if problem is None:
+            checks.append(size_check(spec.min_bytes))
+            try:
+                check_content(spec, path, checks, config_dir=config_dir)
+            except ProofFailed as exc:
+                problem = exc.detail
+        digest = _sha256(path)
+    except OSError as exc:
+        return ProofStatus(path=label, kind=spec.kind, ok=False,
+                           detail=f"unreadable: {(exc.strerror or str(exc)).lower()}", checks=checks)
+    return ProofStatus(path=label, kind=spec.kind, ok=problem is None, detail=problem or "ok",
+                       size=st.st_size, sha256=digest, mtime=mtime, checks=checks)
+
+
+def _declared(item: object) -> tuple[str, str] | ProofStatus:
+    """(path, kind) from what the sdk sent, or a failed ProofStatus saying why it is unusable."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item), "file"
+    if isinstance(item, Mapping):
+        path, kind = item.get("path"), item.get("kind", "file")
+    elif isinstance(item, Sequence) and len(item) == 2:
+        path, kind = item[0], item[1]
+    else:
+        path, kind = None, None
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path) and isinstance(kind, str):
+        return os.fspath(path), kind
+    return ProofStatus(path=repr(item)[:80], kind="file", ok=False,
+                       detail="refused: a declared proof must be a path or (path, kind)")
 
 
 def _relative_declared(path: str, run_dir: Path, data_dir: Path) -> str:
@@ -114,9 +235,3 @@ def _relative_declared(path: str, run_dir: Path, data_dir: Path) -> str:
         except ValueError:
             continue
     return path  # refused by verify_spec as absolute
-
-
-def failure_summary(proofs: Sequence[ProofStatus]) -> str | None:
-    """'unproven: out.json: missing: nothing matched; ...' or None when all passed."""
-    bad = [f"{p.path}: {p.detail}" for p in proofs if not p.ok]
-    return "unproven: " + "; ".join(bad) if bad else None

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import Engine
 
 import anyio
 import anyio.to_thread
@@ -30,6 +33,7 @@ class Recorder:
         self._events: list[EventRow] = []
         self._alerts: dict[str, AlertRow] = {}
         self._lines: list[str] = []
+        self._calls: list[Callable[[Engine], object]] = []
         self._pending = anyio.Event()
         self._written = anyio.Event()
         self._busy = False
@@ -51,6 +55,12 @@ class Recorder:
             self._lines.append(json.dumps(log_line, default=str))
         self._pending.set()
 
+    def call(self, fn: Callable[[Engine], object]) -> None:
+        """Run `fn(engine)` in the writer thread, in order with the other writes (e.g. host
+        samples), so the history has a single writer."""
+        self._calls.append(fn)
+        self._pending.set()
+
     def _take(self) -> tuple[Batch, list[str]]:
         batch = Batch(
             runs=list(self._runs.values()),
@@ -61,8 +71,13 @@ class Recorder:
         self._runs, self._events, self._alerts, self._lines = {}, [], {}, []
         return batch, lines
 
-    def _write(self, batch: Batch, lines: list[str]) -> None:
+    def _write(self, batch: Batch, lines: list[str], calls: list[Callable[[Engine], object]]) -> None:
         self.history.apply(batch)
+        for fn in calls:
+            try:
+                fn(self.history.engine)
+            except Exception:
+                log.exception("history write %r failed; dropped", fn)
         if lines:
             fd = os.open(self.alerts_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a") as f:
@@ -83,12 +98,13 @@ class Recorder:
     async def _drain(self) -> None:
         self._pending = anyio.Event()
         batch, lines = self._take()
-        if not (batch.runs or batch.events or batch.alerts or lines):
+        calls, self._calls = self._calls, []
+        if not (batch.runs or batch.events or batch.alerts or lines or calls):
             self._signal_written()
             return
         self._busy = True
         try:
-            await anyio.to_thread.run_sync(self._write, batch, lines)
+            await anyio.to_thread.run_sync(self._write, batch, lines, calls)
         except Exception:
             log.exception("history write failed; %d events kept for retry", len(batch.events))
             self._requeue(batch, lines)

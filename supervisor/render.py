@@ -84,3 +84,41 @@ def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = 
     else:
         parts.append(Text("no active alerts", "green"))
     return Group(*parts)
+
+
+def health_view(doc: StatusDocument, now: datetime | None = None) -> Group:
+    """The `proofwatch health` screen."""
+    now = now or datetime.now(timezone.utc)
+    host = doc.host
+    if host.score is None:
+        return Group(Text("no host sample yet (the daemon samples every [health].interval)", "yellow"))
+    style = {"HEALTHY": "bold green", "DEGRADED": "yellow", "WARNING": "bold yellow"}.get(host.label or "", "bold red")
+    s = host.sample
+    head = Text.assemble((f"{host.label} {host.score}/100", style),
+                         f"  on {doc.supervisor.host}, sampled {age(now, host.sampled_at)} ago")
+    gauges = Table(box=None, pad_edge=False, show_header=False)
+    gauges.add_column(style="bold")
+    gauges.add_column()
+    load = s.get("load") or []
+    gauges.add_row("CPU", f"{s.get('cpu_pct', '?')}% of {s.get('cores', '?')} cores"
+                   f" ({s.get('expected_cpu_pct', 0)}% expected load)")
+    gauges.add_row("load", " ".join(f"{x:.2f}" for x in load) if load else "unavailable")
+    gauges.add_row("memory", f"{s.get('mem_pct', '?')}%   swap {s.get('swap_pct', '?')}%")
+    for mount, pct in (s.get("disks") or {}).items():
+        gauges.add_row(f"disk {mount}", f"{pct}%" if pct != "unavailable" else "unavailable")
+    temp = s.get("temp_c")
+    gauges.add_row("temperature", f"{temp} C ({s.get('temp_source')})" if temp != "unavailable" else "unavailable")
+    for name, check in (s.get("checks") or {}).items():
+        gauges.add_row(f"check {name}", f"{check.get('status')}: {check.get('detail', '')}")
+    parts: list[Text | Table] = [head, gauges]
+    if host.reasons:
+        parts.append(Text("reasons:", "bold"))
+        parts.extend(Text(f"  - {r}") for r in host.reasons)
+    top = Table(box=None, pad_edge=False, header_style="bold", title="top processes by CPU", title_justify="left")
+    for col in ("PID", "NAME", "CPU%", "RSS MB", "JOB", "EXPECTED"):
+        top.add_column(col)
+    for p in s.get("top_cpu") or []:
+        top.add_row(str(p["pid"]), p["name"], f"{p['cpu_pct']:.1f}", f"{p['rss'] / 1e6:.0f}",
+                    p.get("job") or "-", "yes" if p.get("expected") else "")
+    parts.append(top)
+    return Group(*parts)

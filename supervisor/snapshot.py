@@ -11,6 +11,7 @@ from status.models import (
     HostStatus,
     JobState,
     JobStatus,
+    NotifyStatus,
     RunSummary,
     StatusDocument,
     SupervisorStatus,
@@ -84,6 +85,7 @@ def build_document(
     alerts: list[AlertStatus],
     recent: Sequence[RunSummary],
     host: HostStatus | None = None,
+    notify: NotifyStatus | None = None,
 ) -> StatusDocument:
     """The whole status.json document."""
     return StatusDocument(
@@ -93,4 +95,5 @@ def build_document(
         jobs={j.name: job_status(j) for j in jobs},
         alerts=alerts,
         recent=list(recent),
+        notify=notify or NotifyStatus(),
     )

@@ -323,7 +323,7 @@ def test_full_config_loads_with_defaults_merged_under_jobs(tmp_path: Path) -> No
     assert arb.env == {"SHARED": "1", "LEVEL": "debug"}
     assert ingestor.command == ["python", "-m", "workers.ingestor", "--feed", "local replay"]
     assert arb.proofs[0].kind == "json"
-    assert arb.proofs[0].model_extra == {"required_keys": ["opportunities"]}
+    assert arb.proofs[0].required_keys == ["opportunities"]
     assert config.health.interval == 30.0
     assert config.health.mounts == ["/", "/data"]
     assert config.alerts.sinks[0].kind == "webhook"
@@ -509,7 +509,7 @@ def make_script(path: Path, executable: bool) -> None:
 def test_check_config_passes_a_good_job(tmp_path: Path) -> None:
     config = load(tmp_path, '[jobs.good]\ncommand = "python -V"\nenv = { K = "${KEY}" }\n'
                             '[[jobs.good.proofs]]\npath = "out.txt"\n'
-                            '[[alerts.sinks]]\nkind = "file"\n')
+                            '[[alerts.sinks]]\nkind = "file"\npath = "alerts-out.jsonl"\n')
     findings = check_config(config, ENVIRON)
     assert [f for f in findings if f.level != "ok"] == []
     assert by_key(findings)["jobs.good.command"].message == f"runs {sys.executable}"

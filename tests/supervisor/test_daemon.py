@@ -332,3 +332,15 @@ async def test_proofs_declared_through_the_sdk_are_verified_with_their_kind(tmp_
     async with running(tmp_path, job(tmp_path, "shots", body)) as d:
         await reach(d, "shots", S.FAILED)
         assert "shot.png" in d.jobs["shots"].last_run.error
+
+
+async def test_acknowledging_a_stall_keeps_it_listed_until_progress_resumes(tmp_path):
+    async with running(tmp_path, job(tmp_path, "slow", P.STALL_THEN_RESUME, stall_after="500ms")) as d:
+        await reach(d, "slow", S.STALLED, timeout=5)
+        reply = d.control("ack", "slow:stalled")
+        assert reply == {"ok": True, "message": "alert slow:stalled acknowledged"}
+        [status] = [a for a in d.alerts.statuses() if a.key == "slow:stalled"]
+        assert status.state == "acknowledged" and status.acknowledged_at is not None
+        (d.jobs["slow"].run.run_dir / "go").touch()
+        await reach(d, "slow", S.RUNNING)
+        assert "slow:stalled" not in d.alerts.active

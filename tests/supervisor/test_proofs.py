@@ -11,6 +11,7 @@ import pytest
 
 from supervisor.config import ProofSpec
 from supervisor.proofs import failure_summary, verify_all, verify_spec
+from tests.supervisor.test_proof_kinds import png_bytes
 
 STARTED = datetime.now(timezone.utc) - timedelta(minutes=5)
 
@@ -50,6 +51,7 @@ def test_proof_fresh_file_is_ok_with_size_and_sha256(run_dir: Path, data_dir: Pa
     assert result.size == len(body)
     assert result.sha256 == hashlib.sha256(body).hexdigest()
     assert result.mtime is not None and result.mtime >= STARTED
+    assert result.checks == ["fresh", "not empty", "valid JSON"]
     assert failure_summary([result]) is None
 
 
@@ -86,26 +88,27 @@ def test_proof_min_bytes(run_dir: Path, data_dir: Path, size: int, ok: bool, det
 
 @pytest.mark.parametrize(
     ("fresh", "stale", "ok"),
-    [(3, 0, True), (4, 0, True), (2, 0, False), (2, 1, False), (0, 0, False)],
-    ids=["exactly-min_count", "more", "too-few", "stale-does-not-count", "none"],
+    [(3, 0, True), (4, 0, True), (2, 0, False), (2, 1, False), (3, 2, True), (0, 0, False)],
+    ids=["exactly-min_count", "more", "too-few", "stale-does-not-count", "stale-ignored-when-enough", "none"],
 )
 def test_proof_glob_needs_min_count_fresh_files(
     run_dir: Path, data_dir: Path, fresh: int, stale: int, ok: bool
 ) -> None:
     for i in range(fresh):
-        write(run_dir / "screens" / f"fresh{i}.png", b"\x89PNG" + b"x" * 20)
+        write(run_dir / "screens" / f"fresh{i}.png", png_bytes())
     for i in range(stale):
-        write(run_dir / "screens" / f"stale{i}.png", b"\x89PNG" + b"x" * 20, age_before_start=5)
+        write(run_dir / "screens" / f"stale{i}.png", png_bytes(), age_before_start=5)
     write(run_dir / "screens" / "notes.txt", b"not a screenshot")
     results = check(ProofSpec(path="screens/*.png", kind="png", min_count=3), run_dir, data_dir)
     per_file = [r for r in results if r.path != "screens/*.png"]
-    assert sorted(r.path for r in per_file) == sorted(
-        [f"screens/fresh{i}.png" for i in range(fresh)] + [f"screens/stale{i}.png" for i in range(stale)])
+    # files left over from an earlier run are neither counted nor failures of this run
+    assert sorted(r.path for r in per_file) == sorted(f"screens/fresh{i}.png" for i in range(fresh))
     assert all(r.ok for r in results) is ok
     if not ok:
-        found = f"{fresh + stale} matched, {fresh} valid" if fresh + stale else "nothing matched"
+        found = f"{fresh} matched, {fresh} valid" if fresh else "nothing matched"
+        ignored = f" ({stale} older file from before this run ignored)" if stale else ""
         assert results[-1].path == "screens/*.png"
-        assert results[-1].detail == f"missing: {found}; min_count is 3"
+        assert results[-1].detail == f"missing: {found}; min_count is 3{ignored}"
 
 
 def test_proof_recursive_glob(run_dir: Path, data_dir: Path) -> None:
@@ -198,7 +201,7 @@ def test_verify_all_checks_a_declared_stale_proof(run_dir: Path, data_dir: Path)
 
 def test_verify_all_does_not_verify_a_configured_proof_twice(run_dir: Path, data_dir: Path) -> None:
     write(run_dir / "arbs.json", b"{}")
-    write(run_dir / "screens" / "1.png", b"png")
+    write(run_dir / "screens" / "1.png", png_bytes())
     results = verify_all(
         [ProofSpec(path="arbs.json", kind="json"), ProofSpec(path="screens/*.png", kind="png")],
         ["arbs.json", str(run_dir / "arbs.json"), str(run_dir / "screens" / "1.png"), "arbs.json"],
@@ -210,3 +213,17 @@ def test_verify_all_does_not_verify_a_configured_proof_twice(run_dir: Path, data
 def test_verify_all_declared_proof_missing_is_reported(run_dir: Path, data_dir: Path) -> None:
     results = verify_all([], ["out/result.json"], run_dir, data_dir, STARTED)
     assert failure_summary(results) == "unproven: out/result.json: missing: nothing matched; min_count is 1"
+
+
+def test_proof_records_every_check_it_passed(run_dir: Path, data_dir: Path) -> None:
+    for i in range(3):
+        write(run_dir / "screens" / f"{i}.png", png_bytes(1280, 720))  # ~1 KB of flat grey
+    results = check(ProofSpec(path="screens/*.png", kind="png", min_count=3, min_bytes=500), run_dir, data_dir)
+    assert [r.checks for r in results] == [["fresh", ">= 500 bytes", "PNG 1280x720", ">= 3 files"]] * 3
+
+
+def test_proof_naive_started_at_means_local_time(run_dir: Path, data_dir: Path) -> None:
+    write(run_dir / "out.txt", b"x")
+    naive = STARTED.astimezone().replace(tzinfo=None)
+    [result] = verify_spec(ProofSpec(path="out.txt"), run_dir, data_dir, naive)
+    assert result.ok

@@ -1,0 +1,45 @@
+"""The sender interface and the factory from `[[alerts.sinks]]` entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from supervisor.config import AlertSink, resolve_command
+from supervisor.notify._apprise import AppriseSender
+from supervisor.notify._command import CommandSender
+from supervisor.notify._file import FileSender
+from supervisor.notify._redact import register_secret
+from supervisor.notify._webhook import WebhookSender
+
+
+class Sender(Protocol):
+    """Delivers payloads to one sink; `send` raises DeliveryError on failure."""
+
+    name: str
+    timeout: float
+
+    async def send(self, payload: dict[str, Any]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_sender(sink: AlertSink, base_dir: Path | None = None,
+                transport: httpx.AsyncBaseTransport | None = None) -> Sender:
+    """The sender for one configured sink; registers its URL and secret for redaction."""
+    url = sink.url.get_secret_value() if sink.url is not None else ""
+    secret = sink.secret.get_secret_value() if sink.secret is not None else None
+    register_secret(url, url=True)
+    register_secret(secret)
+    if sink.kind == "webhook":
+        return WebhookSender(sink.name, url, secret, sink.timeout, transport)
+    if sink.kind == "command":
+        return CommandSender(sink.name, resolve_command(list(sink.command or [])), sink.timeout)
+    if sink.kind == "file":
+        path = (sink.path or Path("notifications.jsonl")).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return FileSender(sink.name, path, sink.timeout)
+    return AppriseSender(sink.name, url, sink.timeout)

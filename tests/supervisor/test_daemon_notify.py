@@ -1,0 +1,55 @@
+"""Alerts from the running daemon reach a real webhook on 127.0.0.1, at least once, across
+a notifier outage and a daemon restart."""
+
+from __future__ import annotations
+
+import json
+
+from status.models import JobState
+from tests import _procs as P
+from tests.supervisor.harness import job, reach, running
+from tests.supervisor.test_notify import Receiver, receiver  # noqa: F401  (fixture)
+
+
+def sink(port: int) -> str:
+    return (f'\n[alerts]\ngroup_wait = "50ms"\n[[alerts.sinks]]\nkind = "webhook"\n'
+            f'url = "http://127.0.0.1:{port}/hook"\nsecret = "s3cret-token"\ntimeout = "2s"\n')
+
+
+def alerts_in(receiver: Receiver) -> list[dict]:
+    with receiver.cond:
+        bodies = [json.loads(body) for path, _, body in receiver.requests if path == "/hook"]
+    return [a for b in bodies for a in b["alerts"]]
+
+
+async def test_a_crash_alert_reaches_the_webhook_with_its_detail(tmp_path, receiver):  # noqa: F811
+    async with running(tmp_path, job(tmp_path, "boom", P.CRASH_AT_START), sink(receiver.port)) as d:
+        await reach(d, "boom", JobState.CRASHED)
+        await receiver.wait_for(lambda: any(a["key"] == "boom:crashed" for a in alerts_in(receiver)))
+        sent = next(a for a in alerts_in(receiver) if a["key"] == "boom:crashed")
+        assert "exited with code 3 before its first heartbeat" in sent["title"]
+        assert "fatal: FEED_TOKEN is not set" in sent["detail"]
+        status = d.config.status_file.read_text()
+        assert "s3cret-token" not in status
+
+
+async def test_notifications_queued_while_the_webhook_was_down_arrive_after_a_restart(tmp_path):
+    server = Receiver().start()
+    port = server.port
+    server.stop()  # the notifier endpoint is down
+    tables = [job(tmp_path, "boom", P.CRASH_AT_START), sink(port)]
+    async with running(tmp_path, *tables) as d:
+        await reach(d, "boom", JobState.CRASHED)
+        await d.wait_until(lambda: d.notifier.dispatcher.depth() >= 1, 10)
+    # the daemon is gone with the notification undelivered; the endpoint comes back
+    server = Receiver()
+    server.port = port
+    server.start()
+    try:
+        manual = job(tmp_path, "boom", P.CRASH_AT_START, start="manual")
+        async with running(tmp_path, manual, sink(port)):
+            await server.wait_for(lambda: any(a["key"] == "boom:crashed" for a in alerts_in(server)))
+        ids = server.ids()
+        assert len(ids) == len(set(ids)), "each notification delivered once"
+    finally:
+        server.stop()
