@@ -277,7 +277,7 @@ def proofs(
         return
     table = Table(box=None, header_style="bold")
     for col in ("", "PATH", "KIND", "SIZE", "SHA256", "DETAIL"):
-        table.add_column(col, overflow="fold" if col == "DETAIL" else "ellipsis")
+        table.add_column(col, overflow="fold" if col in ("DETAIL", "PATH") else "ellipsis")
     for p in row.proofs:
         mark = Text("ok", "green") if p.get("ok") else Text("FAILED", "bold red")
         checks = ", ".join(p.get("checks") or [])

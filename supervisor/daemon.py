@@ -606,9 +606,14 @@ class Daemon:
             self.alerts.fire(name, "crashed", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
                              title=f"{name}: crashed — {reason}", detail=details.exit_detail(run, how, now))
         elif reason.startswith("unproven"):
+            failed = [p for p in run.proofs if not p.ok]
+            first = (f"{failed[0].path}: {failed[0].detail.splitlines()[0]}" if failed
+                     else reason.removeprefix("unproven: "))
+            more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
             self.alerts.fire(name, "unproven", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
-                             title=f"{name}: exit 0 but {reason}",
-                             detail="\n".join(f"{p.path}: {p.detail}" for p in run.proofs if not p.ok))
+                             title=f"{name}: exit 0 but unproven — {first}{more}",
+                             detail="\n".join([f"run {run.run_id} in {run.run_dir}", reason,
+                                                *(f"{p.path}: {p.detail}" for p in failed)]))
         elif job.settings.kind == "service" and not run.stop_reason:
             self.alerts.fire(name, "exited", severity=Severity.WARNING, run_id=run.run_id, now=now,
                              title=f"{name}: {reason}", detail=details.exit_detail(run, how, now))

@@ -53,6 +53,9 @@ def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = 
             f"(start it with: proofwatch run --config {sup.config})",
             "bold red",
         )
+    if doc.host.score is not None:
+        host_style = {"HEALTHY": "green", "DEGRADED": "yellow", "WARNING": "bold yellow"}.get(doc.host.label or "", "bold red")
+        head = Text.assemble(head, "   host ", (f"{doc.host.label} {doc.host.score}/100", host_style))
     jobs = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("JOB", "STATE", "RUN", "PID", "BEAT", "PROGRESS", "COUNTERS", "MESSAGE"):
         jobs.add_column(col, overflow="fold" if col == "MESSAGE" else "ellipsis", no_wrap=col != "MESSAGE")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from supervisor.config import AlertSink, resolve_command
+from supervisor.config import AlertSink, EnvError, expand_env, resolve_command
 from supervisor.notify._apprise import AppriseSender
 from supervisor.notify._command import CommandSender
 from supervisor.notify._file import FileSender
 from supervisor.notify._redact import register_secret
 from supervisor.notify._webhook import WebhookSender
+
+
+log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
@@ -26,11 +31,21 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _expand(value: str) -> str:
+    """${VAR} / ${VAR:-default} from the daemon's environment, so secrets stay out of the
+    config file; an unset variable is left as written (delivery then fails and says so)."""
+    try:
+        return expand_env({"v": value}, os.environ)["v"]
+    except EnvError as exc:
+        log.error("alerts.sinks: ${%s} is not set in the supervisor's environment", exc.var)
+        return value
+
+
 def make_sender(sink: AlertSink, base_dir: Path | None = None,
                 transport: httpx.AsyncBaseTransport | None = None) -> Sender:
     """The sender for one configured sink; registers its URL and secret for redaction."""
-    url = sink.url.get_secret_value() if sink.url is not None else ""
-    secret = sink.secret.get_secret_value() if sink.secret is not None else None
+    url = _expand(sink.url.get_secret_value()) if sink.url is not None else ""
+    secret = _expand(sink.secret.get_secret_value()) if sink.secret is not None else None
     register_secret(url, url=True)
     register_secret(secret)
     if sink.kind == "webhook":

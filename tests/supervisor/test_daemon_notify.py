@@ -53,3 +53,17 @@ async def test_notifications_queued_while_the_webhook_was_down_arrive_after_a_re
         assert len(ids) == len(set(ids)), "each notification delivered once"
     finally:
         server.stop()
+
+
+async def test_a_webhook_secret_can_come_from_the_environment(tmp_path, receiver, monkeypatch):  # noqa: F811
+    import hashlib
+    import hmac
+
+    monkeypatch.setenv("PW_HOOK_SECRET", "from-the-env")
+    table = sink(receiver.port).replace('secret = "s3cret-token"', 'secret = "${PW_HOOK_SECRET}"')
+    async with running(tmp_path, job(tmp_path, "boom", P.CRASH_AT_START), table):
+        await receiver.wait_for(lambda: bool(receiver.ids()))
+    with receiver.cond:
+        _path, headers, body = receiver.requests[0]
+    expected = hmac.new(b"from-the-env", body, hashlib.sha256).hexdigest()
+    assert headers["X-Proofwatch-Signature"] == f"sha256={expected}"
