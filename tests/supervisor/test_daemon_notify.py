@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from status.models import JobState
 from tests import _procs as P
-from tests.supervisor.harness import job, reach, running
+from tests._procs import script
+from tests.supervisor.harness import HEADER, job, reach, running
 from tests.supervisor.test_notify import Receiver, receiver  # noqa: F401  (fixture)
 
 
@@ -67,3 +70,52 @@ async def test_a_webhook_secret_can_come_from_the_environment(tmp_path, receiver
         _path, headers, body = receiver.requests[0]
     expected = hmac.new(b"from-the-env", body, hashlib.sha256).hexdigest()
     assert headers["X-Proofwatch-Signature"] == f"sha256={expected}"
+
+
+def _undelivered(db) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute("select count(*) from outbox where delivered_at is null").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_with_undelivered_notifications_sends_them_after_restart(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.supervisor.test_cli import PROOFWATCH, wait_for
+
+    server = Receiver().start()
+    port = server.port
+    server.stop()  # the endpoint is down while the alert is raised
+    crash = script(tmp_path, "boom", P.CRASH_AT_START)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(HEADER + f'[jobs.boom]\ncommand = ["{sys.executable}", "{crash}"]\n' + sink(port))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROOFWATCH_")}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*PROOFWATCH, "run", "--config", str(cfg)], cwd=tmp_path, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    db = tmp_path / "var" / "history.db"
+    daemon = start()
+    try:
+        wait_for("an undelivered notification in the outbox", lambda: db.exists() and _undelivered(db) >= 1)
+    finally:
+        daemon.send_signal(signal.SIGKILL)  # no chance to flush or say goodbye
+        daemon.wait()
+    server = Receiver()
+    server.port = port
+    server.start()
+    cfg.write_text(cfg.read_text().replace("[jobs.boom]\n", '[jobs.boom]\nstart = "manual"\n'))
+    daemon = start()
+    try:
+        wait_for("the notification to arrive", lambda: any(a["key"] == "boom:crashed" for a in alerts_in(server)))
+        wait_for("the outbox to drain", lambda: _undelivered(db) == 0)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=20)
+        server.stop()
