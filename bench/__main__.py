@@ -1,15 +1,18 @@
-"""`python -m bench [core|stall|death|overhead] [--runs N] [--jobs N] [--duration S] [--out FILE]`
+"""`python -m bench [compare|core|stall|death|overhead] [options]`
 
-`core` (the default) runs the three core workloads against the real daemon and writes their
-section of docs/PERFORMANCE.md; a single workload prints its table and writes a file only when
-`--out` is given. Raw samples go to bench/results/<suite>-<time>.json.
+`compare` (the default, what `make bench` runs) runs the same workloads through proofwatch,
+supervisord and Monit in one invocation and prints the comparison; a full default run also
+rewrites its section of docs/PERFORMANCE.md. `core` and its single workloads measure proofwatch
+alone (stall, death and overhead, as before). Raw results go to bench/results/<suite>-<time>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +28,8 @@ WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
     "death": death.run,
     "overhead": overhead.run,
 }
-SUITES: dict[str, list[str]] = {"core": ["stall", "death", "overhead"], **{name: [name] for name in WORKLOADS}}
+SUITES: dict[str, list[str]] = {"compare": [], "core": ["stall", "death", "overhead"],
+                                **{name: [name] for name in WORKLOADS}}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -44,26 +48,193 @@ def positive_float(text: str) -> float:
     return value
 
 
+def name_list(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)}")
+        return items
+    return parse
+
+
+def size_list(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of job counts (e.g. 50,200)") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of job counts (e.g. 50,200)")
+    return sizes
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from bench.compare import SUPERVISORS, WORKLOADS as CMP_WORKLOADS
+
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", nargs="?", default="core", choices=sorted(SUITES),
-                   help="what to run (default: core = stall, death and overhead)")
-    p.add_argument("--runs", type=positive_int, default=None,
+    p.add_argument("suite", nargs="?", default="compare", choices=sorted(SUITES),
+                   help="what to run (default: compare = proofwatch vs supervisord vs Monit)")
+    g = p.add_argument_group("compare")
+    g.add_argument("--quick", action="store_true",
+                   help="smoke run: N = 50 only, 5 kills, 5-s windows (about a minute)")
+    g.add_argument("--only", type=name_list(SUPERVISORS), default=None, metavar="SUP[,SUP]",
+                   help=f"supervisors to run ({','.join(SUPERVISORS)}; default all)")
+    g.add_argument("--workloads", type=name_list(CMP_WORKLOADS), default=None, metavar="W[,W]",
+                   help=f"workloads ({','.join(CMP_WORKLOADS)}; default all)")
+    g.add_argument("--sizes", type=size_list, default=None, metavar="N[,N]", help="job counts (default 50,200,1000)")
+    g.add_argument("--kills", type=positive_int, default=None, help="kills per supervisor and N (default 20; "
+                   "Monit 10 at N = 1000)")
+    g.add_argument("--window", type=positive_float, default=None,
+                   help="steady-state window in seconds for every N and supervisor (default 60 s for proofwatch "
+                        "at N = 200, 30 s for the peers at N = 200, 10 s elsewhere)")
+    g.add_argument("--monit-spawn-max", type=positive_int, default=None,
+                   help="largest N at which Monit starts the children itself (default 200; above it they are "
+                        "started by the bench and adopted by Monit)")
+    c = p.add_argument_group("core, stall, death, overhead")
+    c.add_argument("--runs", type=positive_int, default=None,
                    help="repetitions of the latency workloads (default: 10 stalls, 20 kills)")
-    p.add_argument("--jobs", type=positive_int, default=None,
+    c.add_argument("--jobs", type=positive_int, default=None,
                    help=f"heartbeating jobs in the overhead workload (default {overhead.DEFAULT_JOBS})")
-    p.add_argument("--duration", type=positive_float, default=None,
+    c.add_argument("--duration", type=positive_float, default=None,
                    help=f"overhead sampling window in seconds (default {overhead.DEFAULT_DURATION:g})")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"Markdown file to update (default for core: {DEFAULT_OUT}; none for one workload)")
-    p.add_argument("--keep", action="store_true", help="keep the daemons' temp directories")
+                   help=f"Markdown file to update (default: {DEFAULT_OUT} for a full compare or core run; "
+                        "none for a partial run)")
+    p.add_argument("--keep", action="store_true", help="keep the temp directories")
     return p.parse_args(argv)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_signal)
+    if args.suite == "compare":
+        return run_compare(args, argv)
+    return run_core(args, argv)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def run_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import _compare_report, _procs
+    from bench._targets import peer_versions
+    from bench.compare import Compare, Plan, Results
+
+    plan = Plan.quick() if args.quick else Plan()
+    partial = bool(args.quick or args.only or args.workloads or args.sizes or args.kills or args.window
+                   or args.monit_spawn_max)
+    if args.only:
+        plan.only = args.only
+    if args.workloads:
+        plan.workloads = args.workloads
+    if args.sizes:
+        plan.sizes = args.sizes
+    if args.kills:
+        plan.kills = {n: args.kills for n in plan.sizes}
+        plan.monit_kills = dict(plan.kills)
+    if args.window:
+        plan.window = {n: args.window for n in plan.sizes}
+        plan.peer_window = dict(plan.window)
+    if args.monit_spawn_max:
+        plan.monit_spawn_max = args.monit_spawn_max
+    plan.keep = args.keep
+    out = args.out if args.out is not None else (None if partial else DEFAULT_OUT)
+
+    facts = _report.machine()
+    versions = peer_versions()
+    results = Results()
+    cmp = Compare(plan, results)
+    atexit.register(_procs.sweep, f"pwb-{cmp.token}-")  # last resort, e.g. on an uncaught error
+    t0 = time.monotonic()
+    failed: str | None = None
+    try:
+        cmp.run()
+    except BenchError as exc:
+        failed = str(exc)
+        print(f"bench: compare failed: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything the bench started has been stopped", file=sys.stderr)
+        return 130
+    wall = time.monotonic() - t0
+    command = _report.command_line(argv)
+    workload_notes = method_notes(plan)
+    body = _compare_report.section(command=command, facts=facts, versions=versions, records=results.records,
+                                   notes=results.notes + ([f"**the run failed**: {failed}"] if failed else []),
+                                   workload_notes=workload_notes, wall_s=wall)
+    print("\n" + body, flush=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    raw = RESULTS_DIR / f"compare-{_stamp()}.json"
+    raw.write_text(json.dumps({"command": command, "machine": facts, "versions": versions, "wall_s": wall,
+                               "plan": dataclasses.asdict(plan), "records": results.records,
+                               "notes": results.notes, "failed": failed,
+                               "targets": [dataclasses.asdict(c) for c in _compare_report.checks(results.records)]},
+                              indent=1, default=_json_default))
+    print(f"bench: raw results in {raw}", file=sys.stderr)
+    print(f"bench: whole run {wall / 60:.1f} min", file=sys.stderr)
+    if out is not None and not failed:
+        _report.write(out, "compare", body)
+        print(f"bench: wrote the compare section of {out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def method_notes(plan: Any) -> dict[str, list[str]]:
+    """One line per workload on what exactly was run (durations chosen for the time budget)."""
+    def per_n(table: dict[int, Any], unit: str = "") -> str:
+        return ", ".join(f"{table.get(n, '?')}{unit} at N = {n}" for n in plan.sizes)
+    return {
+        "spawn": [
+            "From `time.time()` just before the supervisor is launched to the last child's own start stamp "
+            "(bash `$EPOCHREALTIME`, written as the child starts); all N then checked in the process table. "
+            "proofwatch's time includes its own start-up (Python imports, history database); the JSON has "
+            "`ready_s` (its start event) and the first child's time.",
+            f"Monit starts services one at a time; above N = {plan.monit_spawn_max} the bench starts the children "
+            "and Monit adopts them (no spawn figure).",
+        ],
+        "crash": [
+            f"Kills per supervisor: {per_n(plan.kills)} (Monit: {per_n(plan.monit_kills)}), each of a different "
+            "child chosen at random, after a random 50–250 ms pause; proofwatch and supervisord run side by side "
+            "and the kills alternate between them (A/B, B/A, ...). Monit runs alone.",
+            "Noticed: proofwatch's FAILED/CRASHED event in history.db; supervisord's `exited:` log line "
+            "(its millisecond timestamp); Monit's `process is not running` log line (the time the bench saw it, "
+            "polling every 2 ms, since Monit logs whole seconds). Replacement running: the new child's own start "
+            "stamp. The bench reaps Monit's orphaned children at once, as a normal init does.",
+        ],
+        "hang": [
+            "proofwatch: every job's heartbeats stop carrying progress (liveness beats go on at 1 Hz); latency = "
+            "STALLED event − (the worker's last progressing write + 5 s), all N jobs at once, their deadlines "
+            "spread over one second. Monit: one `check file ... if timestamp > 5 seconds` per job at `set daemon "
+            "1`, the files touched once a second until they stop; latency = the failure line in Monit's log − "
+            "(last touch + 5 s). supervisord has no such check.",
+        ],
+        "steady": [
+            f"Windows: proofwatch {per_n(plan.window, ' s')}; peers {per_n(plan.peer_window, ' s')}; after "
+            f"{plan.warmup:g} s of warm-up. CPU = (user + system) time of the supervisor process alone over the "
+            "window; RSS sampled once a second (median, max). Peers' children are idle; Monit checks every 1 s.",
+            "proofwatch without heartbeats: the children never heartbeat and stay STARTING (startup_grace = 1 h); "
+            "heartbeating: each child's heartbeat written once a second through workers.sdk by one helper "
+            "process (bench/_beater.py), so that N = 1,000 does not mean 1,000 Python interpreters.",
+        ],
+        "ingest": [
+            f"Every job's heartbeat written 10 times a second with progress for {plan.ingest_window:g} s (plus 1 s "
+            "lead-in); false stalls counted from the switch to 10 Hz until 6 s after it ended. status.json "
+            "writes counted exactly with inotify (renames onto status.json).",
+        ],
+        "status": [
+            "Measured during the 1 Hz steady-state window: inotify timestamps of the temp file's creation and of "
+            "its rename onto status.json (write + fsync, without building the document); the replay times the "
+            "daemon's own `dump_status` and `write_atomic` on the real document in the bench process.",
+        ],
+    }
+
+
+def run_core(args: argparse.Namespace, argv: list[str]) -> int:
     out = args.out if args.out is not None else (DEFAULT_OUT if args.suite == "core" else None)
     facts = _report.machine()
     results: list[dict[str, Any]] = []
@@ -83,9 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     command = _report.command_line(argv)
     body = _report.section(args.suite, command, facts, results, wall)
     print("\n" + body)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(exist_ok=True)
-    raw = RESULTS_DIR / f"{args.suite}-{stamp}.json"
+    raw = RESULTS_DIR / f"{args.suite}-{_stamp()}.json"
     raw.write_text(json.dumps({"command": command, "machine": facts, "wall_s": wall,
                                "results": results}, indent=2, default=_json_default))
     print(f"bench: raw samples in {raw}", file=sys.stderr)

@@ -181,13 +181,15 @@ class BenchDaemon:
         d = BenchDaemon("x"); d.script(...); d.job(...); d.start(); ...; d.stop()
     """
 
-    def __init__(self, name: str, *, supervisor: dict[str, Any] | None = None, keep: bool = False) -> None:
+    def __init__(self, name: str, *, supervisor: dict[str, Any] | None = None, keep: bool = False,
+                 directory: Path | None = None) -> None:
         self.name = name
-        self.dir = Path(tempfile.mkdtemp(prefix=f"pwbench-{name}-"))
+        self.dir = directory if directory is not None else Path(tempfile.mkdtemp(prefix=f"pwbench-{name}-"))
         self.keep = keep
         self.supervisor_settings = {"state_dir": "var", "data_dir": "data", **(supervisor or {})}
         self.tables: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.t_launch = 0.0  # time.time() just before the daemon was started
         self.history = HistoryReader(self.state_dir / "history.db")
         self.log_path = self.dir / "daemon.log"
 
@@ -233,6 +235,7 @@ class BenchDaemon:
         """Start `proofwatch run --config config.toml` and wait until it has recorded its start."""
         self.config_path.write_text(self.config_text())
         argv = [*proofwatch_command(), "run", "--config", str(self.config_path)]
+        self.t_launch = time.time()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

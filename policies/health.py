@@ -104,6 +104,7 @@ class HostSample:
     top_mem: tuple[ProcInfo, ...] = ()
     expected: tuple[ProcInfo, ...] = ()  # every process counted as expected load
     checks: Mapping[str, CheckResult] = field(default_factory=dict)
+    run_cpu_seconds: Mapping[int, float] = field(default_factory=dict)  # leader pid -> tree CPU s
 
     @property
     def expected_cpu_pct(self) -> float:

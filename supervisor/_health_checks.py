@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 
 from policies.health import CheckResult
 from supervisor.config import HealthCheck
@@ -41,6 +40,8 @@ def _why(exc: BaseException) -> str:
 def check_http(url: str, timeout: float) -> CheckResult:
     """GET `url`: ok when the (redirect-followed) answer is 2xx within `timeout` seconds."""
     start = time.monotonic()
+    import httpx  # lazily: httpx (with ssl, click, rich) costs ~15 MB of RSS
+
     try:
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             response = client.get(url)

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-import httpx
 
 from policies.proofs import span
 from status.models import ProofStatus
@@ -104,6 +103,8 @@ def _http(spec: ProofSpec) -> ProofStatus:
     url, timeout = spec.url or "", spec.timeout_seconds
     began = time.monotonic()
     body = bytearray()
+    import httpx  # lazily: only http proofs need it
+
     try:
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             with client.stream("GET", url) as response:

@@ -200,7 +200,7 @@ class SupervisorSettings(_Model):
     status_file: Path | None = None
     log_max_bytes: Annotated[_Int, BeforeValidator(_to_bytes), Field(gt=0)] = 10_485_760
     log_backups: _Int = Field(default=3, ge=0)
-    rescan_every: Seconds = parse_duration("2s")
+    rescan_every: Seconds = parse_duration("5s")
     status_min_interval: Seconds = parse_duration("250ms")
     recent_runs: _Int = Field(default=20, ge=0)
     keep_runs: _Int = Field(default=50, ge=1)

@@ -76,13 +76,12 @@ def stall_detail(
 
 
 def cpu_over_window(run: RunState, since: datetime, now_cpu: float | None, now: datetime) -> float | None:
-    """Average CPU % of the run's process tree between `since` and now, from the samples."""
+    """Average CPU % of the run's process tree between `since` and now, from the per-run
+    samples the host watch takes; before the first sample, the run's start (0 s of CPU)."""
     if now_cpu is None:
         return None
-    older = [(t, c) for t, c in run.cpu_samples if t <= since] or list(run.cpu_samples)[:1]
-    if not older:
-        return None
-    t0, c0 = older[-1]
+    older = [(t, c) for t, c in run.cpu_samples if t <= since]
+    t0, c0 = older[-1] if older else (run.started_at, 0.0)
     span = (now - t0).total_seconds()
     if span <= 0:
         return None

@@ -64,6 +64,7 @@ class _Proc:
     name: str
     cpu_pct: float
     rss: int
+    cpu_seconds: float = 0.0
 
 
 def read_temperature() -> tuple[float | None, str]:
@@ -137,7 +138,7 @@ class HealthSampler:
         except OSError:
             load1 = load5 = load15 = 0.0
         temp_c, temp_source = read_temperature()
-        procs = self._processes(runs)
+        procs, run_cpu = self._processes(runs)
         n = self.settings.top_n
         return HostSample(
             ts=now,
@@ -155,6 +156,7 @@ class HealthSampler:
             expected=tuple(sorted((p for p in procs if p.expected),
                                   key=lambda p: (-p.cpu_pct, p.pid))),
             checks=run_checks(self.settings.checks),
+            run_cpu_seconds=run_cpu,
         )
 
     def _cpu(self) -> tuple[float, tuple[float, ...]]:
@@ -165,7 +167,7 @@ class HealthSampler:
             return 0.0, tuple(0.0 for _ in per_now)
         return _busy_pct(before, now), tuple(_busy_pct(b, a) for b, a in zip(per_before, per_now))
 
-    def _processes(self, runs: RunMap) -> list[ProcInfo]:
+    def _processes(self, runs: RunMap) -> tuple[list[ProcInfo], dict[int, float]]:
         seen: dict[int, psutil.Process] = {}
         raw: list[_Proc] = []
         for pid in psutil.pids():
@@ -174,20 +176,25 @@ class HealthSampler:
                 if proc is None or not proc.is_running():  # new, or the pid was reused
                     proc = psutil.Process(pid)
                 with proc.oneshot():
+                    times = proc.cpu_times()
                     info = _Proc(pid, proc.ppid(), proc.name(), proc.cpu_percent(None),
-                                 proc.memory_info().rss)
+                                 proc.memory_info().rss, times.user + times.system)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             seen[pid] = proc
             raw.append(info)
         self._procs = seen
         owner = _owners(raw, runs)
+        leader_of = _leaders(raw, runs)
+        run_cpu: dict[int, float] = defaultdict(float)
         out = []
         for p in raw:
             job, globs = owner.get(p.pid, (None, ()))
             expected = job is not None and any(fnmatch.fnmatchcase(p.name, g) for g in globs)
             out.append(ProcInfo(p.pid, p.name, round(p.cpu_pct, 1), p.rss, job, expected))
-        return out
+            if p.pid in leader_of:
+                run_cpu[leader_of[p.pid]] += p.cpu_seconds
+        return out, dict(run_cpu)
 
 
 def _owners(procs: Sequence[_Proc], runs: RunMap) -> dict[int, tuple[str, Sequence[str]]]:
@@ -214,6 +221,22 @@ def _owners(procs: Sequence[_Proc], runs: RunMap) -> dict[int, tuple[str, Sequen
                 if sid in runs:
                     owner[p.pid] = runs[sid]
     return owner
+
+
+def _leaders(procs: Sequence[_Proc], runs: RunMap) -> dict[int, int]:
+    """Process pid -> the leader pid of the run whose tree it is in (for per-run CPU)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for p in procs:
+        children[p.ppid].append(p.pid)
+    out: dict[int, int] = {}
+    for leader in runs:
+        stack = [leader]
+        while stack:
+            pid = stack.pop()
+            if pid not in out:
+                out[pid] = leader
+                stack.extend(children.get(pid, ()))
+    return out
 
 
 def sample_row(sample: HostSample, verdict: HealthVerdict) -> HostSampleRow:

@@ -50,6 +50,10 @@ class HostWatch:
         d = self.daemon
         self.sampler.settings = d.config.health  # follows config reloads
         sample = await anyio.to_thread.run_sync(self.sampler.sample, self.runs())
+        for job in d.jobs.values():  # CPU per run, for "CPU over the stall window"
+            run = job.run
+            if run is not None and run.pid in sample.run_cpu_seconds:
+                run.cpu_samples.append((sample.ts, sample.run_cpu_seconds[run.pid]))
         verdict = evaluate(sample, d.config.health, self.state)
         self.state = verdict.state
         for alert in verdict.fire:

@@ -28,8 +28,9 @@ class Intake:
 NOTHING = Intake()
 
 
-def read_heartbeat(run: RunState, now: datetime) -> Intake:
-    """Ingest the heartbeat file if it changed since the last read."""
+def read_heartbeat(run: RunState, now: datetime, seen_at: datetime | None = None) -> Intake:
+    """Ingest the heartbeat file if it changed since the last read. `seen_at` is when the
+    watcher saw it change, if earlier than now: that is when the worker reported."""
     path = run.heartbeat_path
     try:
         st = os.stat(path)
@@ -37,15 +38,19 @@ def read_heartbeat(run: RunState, now: datetime) -> Intake:
         return NOTHING
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     if stamp == run.hb_stamp:
-        return NOTHING
-    run.hb_stamp = stamp
-    if st.st_size > HEARTBEAT_MAX_BYTES:
-        return _error(run, f"heartbeat file is {st.st_size} bytes (limit {HEARTBEAT_MAX_BYTES}); not read")
+        return NOTHING  # the common case of a rescan: one stat, no read
     try:
-        with open(path, "rb") as f:
-            raw = f.read(HEARTBEAT_MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return NOTHING
+    try:
+        st = os.fstat(fd)  # the file we opened (it may have been replaced since the stat)
+        run.hb_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if st.st_size > HEARTBEAT_MAX_BYTES:
+            return _error(run, f"heartbeat file is {st.st_size} bytes (limit {HEARTBEAT_MAX_BYTES}); not read")
+        raw = os.read(fd, st.st_size + 1)  # sized read: never a 1 MB buffer per heartbeat
+    finally:
+        os.close(fd)
     try:
         hb = parse_heartbeat(raw)
     except HeartbeatError as exc:
@@ -53,6 +58,7 @@ def read_heartbeat(run: RunState, now: datetime) -> Intake:
     if hb.seq == run.hb_seq:
         return NOTHING
     run.hb_seq = hb.seq
+    now = min(now, seen_at) if seen_at is not None else now
     if run.first_beat_at is None:
         run.first_beat_at = now
         run.last_progress_at = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class RunState:
     last_progress_at: datetime | None = None
     hb_seq: int = -1
     hb_stamp: tuple[int, int, int] = (0, 0, 0)
+    read_at: datetime | None = None  # when the heartbeat file was last read
+    seen_at: datetime | None = None  # when it last changed, if that change is not read yet
     progress: dict[str, float] = field(default_factory=dict)
     high_water: dict[str, float] = field(default_factory=dict)
     phase: str = ""
@@ -61,11 +64,14 @@ class RunState:
     cpu_samples: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=720))
     heartbeat_errors: set[str] = field(default_factory=set)
     stable_noted: bool = False
+    _hb_path: str | None = field(default=None, repr=False)
 
     @property
-    def heartbeat_path(self) -> Path:
-        """The file the worker replaces with each heartbeat."""
-        return self.run_dir / HEARTBEAT_FILE
+    def heartbeat_path(self) -> str:
+        """The file the worker replaces with each heartbeat (a str: read many times a second)."""
+        if self._hb_path is None:
+            self._hb_path = os.path.join(self.run_dir, HEARTBEAT_FILE)
+        return self._hb_path
 
     @property
     def stdout_path(self) -> Path:

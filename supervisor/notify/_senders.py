@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 import os
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 
 from supervisor.config import AlertSink, EnvError, expand_env, resolve_command
 from supervisor.notify._apprise import AppriseSender
@@ -15,6 +16,9 @@ from supervisor.notify._command import CommandSender
 from supervisor.notify._file import FileSender
 from supervisor.notify._redact import register_secret
 from supervisor.notify._webhook import WebhookSender
+
+if TYPE_CHECKING:
+    import httpx
 
 
 log = logging.getLogger(__name__)

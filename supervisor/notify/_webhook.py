@@ -3,14 +3,18 @@ sink has a `secret`: `X-Proofwatch-Signature: sha256=<hex of HMAC-SHA256(secret,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import hmac
 import json
 from typing import Any
 
-import httpx
 
 from supervisor.notify.errors import DeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 SIGNATURE_HEADER = "X-Proofwatch-Signature"
 DELIVERY_HEADER = "X-Proofwatch-Delivery"
@@ -41,6 +45,8 @@ class WebhookSender:
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Deliver one payload; raise DeliveryError on any failure."""
+        import httpx  # lazily (cached after the first send): keeps the daemon light
+
         body = body_of(payload)
         headers = {"Content-Type": "application/json", "User-Agent": "proofwatch",
                    DELIVERY_HEADER: str(payload.get("id", ""))}

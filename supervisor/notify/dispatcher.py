@@ -16,6 +16,8 @@ All log lines go through `redact`; sink URLs and secrets are registered with it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 import math
 import random
@@ -28,7 +30,6 @@ from typing import Protocol
 
 import anyio
 import anyio.to_thread
-import httpx
 from anyio.abc import TaskStatus
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -44,6 +45,9 @@ from supervisor.notify._message import to_payload
 from supervisor.notify._redact import install_log_filter, redact
 from supervisor.notify._senders import Sender, make_sender
 from supervisor.notify.errors import DeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
