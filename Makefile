@@ -24,7 +24,10 @@ test: $(STAMP)
 check: $(STAMP)
 	$(BIN)/proofwatch check --config config.toml
 
+# proofwatch vs supervisord (PyPI, own venv) vs Monit (Debian), side by side: under 10 minutes;
+# prints the comparison and rewrites its section of docs/PERFORMANCE.md (`python -m bench --help`)
 bench: $(STAMP)
+	scripts/install-bench-deps.sh
 	$(BIN)/python -m bench
 
 clean:

@@ -232,13 +232,13 @@ class Compare:
             say(f"N = {n}: proofwatch started")
             self.spawn(pw, n)
             if self.wants("steady"):
-                self.steady(pw, n, self.plan.get(self.plan.window, n), mode="no heartbeats (children STARTING)")
+                self.steady(pw, n, self.plan.get(self.plan.window, n), mode="no heartbeats")
         if "supervisord" in only and self.wants("spawn", "crash", "steady"):
             sd = self._start(Supervisord(self.token, names, keep=self.plan.keep))
             say(f"N = {n}: supervisord started")
             self.spawn(sd, n)
             if self.wants("steady"):
-                self.steady(sd, n, self.plan.get(self.plan.peer_window, n), mode="idle children")
+                self.steady(sd, n, self.plan.get(self.plan.peer_window, n), mode="idle")
         if self.wants("crash"):
             self.crash([t for t in (pw, sd) if t is not None], n, kill_names)
         if sd is not None:
@@ -307,7 +307,7 @@ class Compare:
             if own_watch is not None:
                 own_watch.close()
         extra = {"mode": mode, "window_s": w["elapsed_s"]}
-        sub = "hb" if "heartbeating" in mode else "idle"
+        sub = "hb" if mode.startswith("heartbeating") else "idle"
         self.res.add(f"steady.cpu.{sub}", t.name, n, f"CPU, % of one core ({mode})", "%", [w["cpu_pct"]], **extra)
         self.res.add(f"steady.rss.{sub}", t.name, n, f"RSS ({mode})", "MB", w["rss_mb"], **extra)
         if "status_writes" in w:
@@ -394,7 +394,7 @@ class Compare:
 
             pw.daemon.wait(all_running, 60 + n * 0.05, f"{n} jobs RUNNING on their first heartbeat")
             if self.wants("steady", "status"):
-                w = self.steady(pw, n, self.plan.get(self.plan.window, n), mode="heartbeating once a second",
+                w = self.steady(pw, n, self.plan.get(self.plan.window, n), mode="heartbeating 1/s",
                                 watch=watch)
                 if self.wants("status"):
                     self.status_cost(pw, n, watch, w["t0"], w["t1"])
@@ -514,7 +514,7 @@ class Compare:
                               f"waits for each (see the spawn rows at smaller N for its rate); the bench "
                               f"started the {n} children itself and Monit adopted them")
             if self.wants("steady"):
-                self.steady(m, n, self.plan.get(self.plan.peer_window, n), mode="idle children")
+                self.steady(m, n, self.plan.get(self.plan.peer_window, n), mode="idle")
             if self.wants("crash") and kill_names:
                 self.record_crash("monit", n, [self.kill_one(m, job) for job in kill_names])
         finally:

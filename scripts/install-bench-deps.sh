@@ -35,3 +35,5 @@ if ! [ -x "$VENV/bin/supervisord" ] || \
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "supervisor==$SUPERVISOR_VERSION"
 fi
+# the venv ignores itself (as Python 3.13's venv does), so `git add -A` never picks it up
+[ -f "$VENV/.gitignore" ] || printf '# created by scripts/install-bench-deps.sh\n*\n' > "$VENV/.gitignore"

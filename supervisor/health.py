@@ -35,6 +35,7 @@ import psutil
 
 from policies.health import HealthVerdict, HostSample, ProcInfo, host_status
 from status.samples import HostSampleRow
+from supervisor import _procscan
 from supervisor._health_checks import run_checks
 from supervisor.config import HealthSettings
 
@@ -126,6 +127,8 @@ class HealthSampler:
         self.settings = settings
         self._clock = clock
         self._procs: dict[int, psutil.Process] = {}
+        self._fast = _procscan.available()
+        self._meter = _procscan.CpuMeter()
         self._cpu_before: _CpuTimes | None = None
         self._per_cpu_before: list[_CpuTimes] | None = None
 
@@ -168,6 +171,15 @@ class HealthSampler:
         return _busy_pct(before, now), tuple(_busy_pct(b, a) for b, a in zip(per_before, per_now))
 
     def _processes(self, runs: RunMap) -> tuple[list[ProcInfo], dict[int, float]]:
+        raw = self._scan_fast() if self._fast else self._scan_psutil()
+        return _attribute(raw, runs)
+
+    def _scan_fast(self) -> list[_Proc]:
+        procs = _procscan.scan()
+        pct = self._meter.percents(procs)
+        return [_Proc(p.pid, p.ppid, p.name, pct[p.pid], p.rss, p.cpu_seconds) for p in procs]
+
+    def _scan_psutil(self) -> list[_Proc]:
         seen: dict[int, psutil.Process] = {}
         raw: list[_Proc] = []
         for pid in psutil.pids():
@@ -184,17 +196,22 @@ class HealthSampler:
             seen[pid] = proc
             raw.append(info)
         self._procs = seen
-        owner = _owners(raw, runs)
-        leader_of = _leaders(raw, runs)
-        run_cpu: dict[int, float] = defaultdict(float)
-        out = []
-        for p in raw:
-            job, globs = owner.get(p.pid, (None, ()))
-            expected = job is not None and any(fnmatch.fnmatchcase(p.name, g) for g in globs)
-            out.append(ProcInfo(p.pid, p.name, round(p.cpu_pct, 1), p.rss, job, expected))
-            if p.pid in leader_of:
-                run_cpu[leader_of[p.pid]] += p.cpu_seconds
-        return out, dict(run_cpu)
+        return raw
+
+
+def _attribute(raw: Sequence[_Proc], runs: RunMap) -> tuple[list[ProcInfo], dict[int, float]]:
+    """Each process with its job (if any) and whether it is expected load; CPU s per run."""
+    owner = _owners(raw, runs)
+    leader_of = _leaders(raw, runs)
+    run_cpu: dict[int, float] = defaultdict(float)
+    out = []
+    for p in raw:
+        job, globs = owner.get(p.pid, (None, ()))
+        expected = job is not None and any(fnmatch.fnmatchcase(p.name, g) for g in globs)
+        out.append(ProcInfo(p.pid, p.name, round(p.cpu_pct, 1), p.rss, job, expected))
+        if p.pid in leader_of:
+            run_cpu[leader_of[p.pid]] += p.cpu_seconds
+    return out, dict(run_cpu)
 
 
 def _owners(procs: Sequence[_Proc], runs: RunMap) -> dict[int, tuple[str, Sequence[str]]]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(minutes=10)
+HOST_WRITE_EVERY = 3  # with the default 10 s interval: status.json's host section is <= 30 s old
 
 
 class HostWatch:
@@ -31,6 +32,7 @@ class HostWatch:
         self.state = HealthState()
         self.status: HostStatus | None = None
         self._pruned_at: datetime | None = None
+        self._ticks = 0
 
     def restore(self) -> None:
         """Seed the hysteresis with host alerts restored from the history, so they can clear."""
@@ -68,7 +70,10 @@ class HostWatch:
             self._pruned_at = sample.ts
             now = sample.ts
             d.recorder.call(lambda engine: prune_samples(engine, now))
-        d.status.changed(urgent=bool(verdict.fire or verdict.clear))
+        # The host section alone is rewritten every HOST_WRITE_EVERY ticks; an alert at once.
+        self._ticks += 1
+        if verdict.fire or verdict.clear or self._ticks % HOST_WRITE_EVERY == 1:
+            d.status.changed(urgent=bool(verdict.fire or verdict.clear))
 
     async def serve(self) -> None:
         """Tick every interval until cancelled; a failed sample is logged, never fatal."""
