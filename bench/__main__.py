@@ -12,6 +12,7 @@ import argparse
 import atexit
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -83,14 +84,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--workloads", type=name_list(CMP_WORKLOADS), default=None, metavar="W[,W]",
                    help=f"workloads ({','.join(CMP_WORKLOADS)}; default all)")
     g.add_argument("--sizes", type=size_list, default=None, metavar="N[,N]", help="job counts (default 50,200,1000)")
-    g.add_argument("--kills", type=positive_int, default=None, help="kills per supervisor and N (default 20; "
-                   "Monit 10 at N = 1000)")
+    g.add_argument("--kills", type=positive_int, default=None, help="kills per supervisor and N (default: 20 "
+                   "for proofwatch, 10 for supervisord and Monit, whose every restart takes about 1 s)")
     g.add_argument("--window", type=positive_float, default=None,
-                   help="steady-state window in seconds for every N and supervisor (default 60 s for proofwatch "
-                        "at N = 200, 30 s for the peers at N = 200, 10 s elsewhere)")
+                   help="steady-state window in seconds for every N and supervisor (default: 60 s for proofwatch "
+                        "at N = 200, 20 s for the peers at N = 200; 8 s for proofwatch and 6 s for the peers "
+                        "at other N)")
     g.add_argument("--monit-spawn-max", type=positive_int, default=None,
-                   help="largest N at which Monit starts the children itself (default 200; above it they are "
-                        "started by the bench and adopted by Monit)")
+                   help="largest N at which Monit starts the children itself (default 50; above it they are "
+                        "started by the bench and adopted by Monit: its serial start takes ~0.2 s per service)")
     c = p.add_argument_group("core, stall, death, overhead")
     c.add_argument("--runs", type=positive_int, default=None,
                    help="repetitions of the latency workloads (default: 10 stalls, 20 kills)")
@@ -138,7 +140,7 @@ def run_compare(args: argparse.Namespace, argv: list[str]) -> int:
         plan.sizes = args.sizes
     if args.kills:
         plan.kills = {n: args.kills for n in plan.sizes}
-        plan.monit_kills = dict(plan.kills)
+        plan.peer_kills = dict(plan.kills)
     if args.window:
         plan.window = {n: args.window for n in plan.sizes}
         plan.peer_window = dict(plan.window)
@@ -148,6 +150,7 @@ def run_compare(args: argparse.Namespace, argv: list[str]) -> int:
     out = args.out if args.out is not None else (None if partial else DEFAULT_OUT)
 
     facts = _report.machine()
+    facts["load_before"] = round(os.getloadavg()[0], 2)
     versions = peer_versions()
     results = Results()
     cmp = Compare(plan, results)
@@ -159,10 +162,16 @@ def run_compare(args: argparse.Namespace, argv: list[str]) -> int:
     except BenchError as exc:
         failed = str(exc)
         print(f"bench: compare failed: {exc}", file=sys.stderr)
+    except Exception as exc:  # a bug in the bench: still report what was measured
+        import traceback
+
+        traceback.print_exc()
+        failed = f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt:
         print("bench: interrupted; everything the bench started has been stopped", file=sys.stderr)
         return 130
     wall = time.monotonic() - t0
+    facts["load_after"] = round(os.getloadavg()[0], 2)
     command = _report.command_line(argv)
     workload_notes = method_notes(plan)
     body = _compare_report.section(command=command, facts=facts, versions=versions, records=results.records,
@@ -198,9 +207,11 @@ def method_notes(plan: Any) -> dict[str, list[str]]:
             "and Monit adopts them (no spawn figure).",
         ],
         "crash": [
-            f"Kills per supervisor: {per_n(plan.kills)} (Monit: {per_n(plan.monit_kills)}), each of a different "
-            "child chosen at random, after a random 50–250 ms pause; proofwatch and supervisord run side by side "
-            "and the kills alternate between them (A/B, B/A, ...). Monit runs alone.",
+            f"Kills: proofwatch {per_n(plan.kills)}; supervisord and Monit {per_n(plan.peer_kills)} (each of "
+            "their restarts waits for a 1-s tick or cycle). Each kill hits a different child chosen at random, "
+            "after a random pause: 0–1 s for the peers (a random phase of their 1-s tick or cycle), 0–0.25 s for "
+            "proofwatch (event-driven, no sub-second period); proofwatch and "
+            "supervisord run side by side and the kills alternate between them (A/B, B/A, ...); Monit runs alone.",
             "Noticed: proofwatch's FAILED/CRASHED event in history.db; supervisord's `exited:` log line "
             "(its millisecond timestamp); Monit's `process is not running` log line (the time the bench saw it, "
             "polling every 2 ms, since Monit logs whole seconds). Replacement running: the new child's own start "

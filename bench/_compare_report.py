@@ -69,9 +69,14 @@ def table(records: Sequence[dict[str, Any]], workload: str) -> str:
             meas = r["measurement"]
             if r.get("missing"):
                 meas += f" (**{r['missing']} of {r['n_jobs']} never flagged**)"
-            cells = [r["supervisor"], str(r["n_jobs"]), meas, str(s["n"]), fmt(s["median"], u), fmt(s["min"], u),
-                     fmt(s["max"], u)]
-            cells += [fmt(s["p99"], u)] if p99 else []
+            top = fmt(s["max"], u)
+            tail = fmt(s["p99"], u)
+            if r.get("missing") and r.get("censored_ms"):  # unflagged ones are later than the wait
+                top = f"> {fmt(r['censored_ms'], u)}"
+                if r["missing"] >= 0.01 * r["n_jobs"]:
+                    tail = top
+            cells = [r["supervisor"], str(r["n_jobs"]), meas, str(s["n"]), fmt(s["median"], u), fmt(s["min"], u), top]
+            cells += [tail] if p99 else []
             cells += [ratio(records, r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -97,7 +102,9 @@ def checks(records: Sequence[dict[str, Any]]) -> list[Check]:
     def each(label: str, key: str, stat: str, limit: float, unit: str, only: Sequence[int] | None = None,
              sup: str = "proofwatch") -> None:
         for n in (only if only is not None else sizes):
-            r = _get(records, sup, key, n)
+            r = _get(records, sup, key, n) or next(
+                (x for x in records if x["supervisor"] == sup and x["key"] == key and x["n_jobs"] == n
+                 and x.get("missing")), None)  # nothing flagged at all: a failure, not "not measured"
             if r is None:
                 if only is not None:
                     out.append(Check(f"{label} (N = {n})", None, "not measured"))
@@ -150,7 +157,9 @@ def section(*, command: str, facts: dict[str, Any], versions: dict[str, str], re
         f"Machine: {facts['nproc']} CPUs ({facts['cpu']}){mem}; {facts['kernel']}; "
         f"{facts['implementation']} {facts['python']}. proofwatch {facts['proofwatch']} (commit {facts['commit']}); "
         f"supervisord {versions.get('supervisord', '?')} (PyPI, own venv); Monit {versions.get('monit', '?')} "
-        "(Debian).",
+        "(Debian)." + (f" Load average (1 min) before / after the run: {facts['load_before']} / "
+                       f"{facts['load_after']} (anything else running on the machine shows here)."
+                       if "load_before" in facts else ""),
         "",
         "“÷ proofwatch” is the peer's median divided by proofwatch's for the same N (above 1: proofwatch is "
         "lower, i.e. faster or cheaper).",

@@ -72,6 +72,9 @@ class Target:
     """One supervisor instance with N jobs in its own temp directory."""
 
     name = "?"
+    # the crash workload pauses a random 0..kill_phase s before each kill, so that kills land at a
+    # random phase of the supervisor's own period (supervisord's 1-s tick, Monit's 1-s cycle)
+    kill_phase = 1.0
 
     def __init__(self, token: str, names: list[str], *, keep: bool = False) -> None:
         self.token = token
@@ -159,6 +162,7 @@ class Target:
 
 class Proofwatch(Target):
     name = "proofwatch"
+    kill_phase = 0.25  # event-driven: no sub-second period to sample; a short random pause suffices
     STALL_AFTER = "5s"
 
     def __init__(self, token: str, names: list[str], *, keep: bool = False) -> None:
@@ -344,8 +348,10 @@ class Monit(Target):
         """Start the children the way Monit's start program would, before Monit runs (Monit
         then finds them running and adopts them). Used where Monit's own serial start would
         not fit the time budget."""
-        script = "\n".join(" ".join(self.argv(job)) + " </dev/null >/dev/null 2>&1 &" for job in self.names)
-        subprocess.run(["/bin/bash", "-c", script], check=True, start_new_session=True)
+        script = self.dir / "prestart.sh"
+        script.write_text("\n".join(" ".join(self.argv(job)) + " </dev/null >/dev/null 2>&1 &"
+                                    for job in self.names) + "\n")
+        subprocess.run(["/bin/bash", str(script)], check=True, start_new_session=True)
 
     def start(self) -> None:
         rc = self.dir / "monitrc"

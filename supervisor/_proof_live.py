@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +51,8 @@ def _result(spec: ProofSpec, ok: bool, detail: str, checks: list[str] | None = N
 # --- command -------------------------------------------------------------------------------------
 
 def _command(spec: ProofSpec, run_dir: Path, data_dir: Path) -> ProofStatus:
+    if _STOPPING.is_set():
+        return _result(spec, False, "interrupted: the supervisor is shutting down (not started)")
     argv = resolve_command(spec.command or [])  # a bare "python" is the daemon's interpreter
     env = {**os.environ, ENV_RUN_DIR: str(run_dir), ENV_DATA_DIR: str(data_dir)}
     timeout = spec.timeout_seconds
@@ -61,19 +64,54 @@ def _command(spec: ProofSpec, run_dir: Path, data_dir: Path) -> ProofStatus:
         except OSError as exc:
             return _result(spec, False, f"cannot start the verifier {argv[0]!r}: "
                                         f"{(exc.strerror or str(exc)).lower()}")
+        with _LOCK:
+            _RUNNING.add(proc)
+            if _STOPPING.is_set():  # interrupted between the check above and the start
+                _INTERRUPTED.add(proc.pid)
+                _kill_group(proc)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             return _result(spec, False, _with_tail(f"timed out after {span(timeout)} (killed)", _tail(out)))
+        finally:
+            _RUNNING.discard(proc)
         took = time.monotonic() - began
         tail = _tail(out)
+    if proc.pid in _INTERRUPTED:
+        _INTERRUPTED.discard(proc.pid)
+        return _result(spec, False, _with_tail("interrupted: the supervisor is shutting down", tail))
     if code == 0:
         return _result(spec, True, _with_tail(f"exited 0 in {span(took)}", tail),
                        ["exit 0", f"within {span(timeout)}"])
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     last = tail.splitlines()[-1].strip() if tail.strip() else "no output"
     return _result(spec, False, _with_tail(f"verifier {how}: {last}", tail))
+
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()  # verifiers running now (in worker threads)
+_INTERRUPTED: set[int] = set()
+
+
+_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def interrupt_verifiers() -> int:
+    """Kill every running verifier and start no new one (the supervisor is shutting down);
+    return how many were killed."""
+    with _LOCK:
+        _STOPPING.set()
+        procs = list(_RUNNING)
+        for proc in procs:
+            _INTERRUPTED.add(proc.pid)
+            _kill_group(proc)
+    return len(procs)
+
+
+def allow_verifiers() -> None:
+    """Let verifiers run again (a new daemon in the same process, as in tests)."""
+    _STOPPING.clear()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

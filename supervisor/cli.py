@@ -25,7 +25,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 alerts_app = typer.Typer(help="List or acknowledge alerts.", invoke_without_command=True)
 app.add_typer(alerts_app, name="alerts")
 # soft_wrap: a message is one line even when piped (tables still fit the width).
-out = Console(soft_wrap=True)
+_WIDE = None if sys.stdout.isatty() else 200  # piped: do not wrap tables at 80 columns
+out = Console(soft_wrap=True, width=_WIDE)
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -237,7 +238,7 @@ def history(
         for col in ("STARTED", "JOB", "RUN", "STATE", "TOOK", "EXIT", "ERROR"):
             table.add_column(col, overflow="fold" if col == "ERROR" else "ellipsis")
         for r in h.runs(job=job, limit=limit):
-            took = age(r.started_at, r.ended_at) if r.ended_at else f"{age(now, r.started_at)}…"
+            took = age(r.ended_at, r.started_at) if r.ended_at else f"{age(now, r.started_at)}…"
             table.add_row(r.started_at.astimezone().strftime("%m-%d %H:%M:%S"), r.job, r.run_id[-6:], r.state,
                           took, "" if r.exit_code is None else str(r.exit_code), (r.error or "").splitlines()[0] if r.error else "")
     h.close()

@@ -41,6 +41,7 @@ from supervisor.config import Config, ConfigError, EnvError, expand_env, load_co
 from supervisor.control import check_not_running, serve_control
 from supervisor.durations import format_duration, parse_duration
 from supervisor.logs import rotate_if_needed
+from supervisor._proof_live import allow_verifiers, interrupt_verifiers
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
 from supervisor.reload import plan_reload
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
-ROTATE_EVERY_RESCANS = 5  # log sizes are checked every 5th rescan (10 s by default)
+PIDFILE = "pid"
 
 
 class Clock(Protocol):
@@ -103,6 +104,7 @@ class Daemon:
         """Run until shut down (SIGTERM/SIGINT or `shutdown()`); stops every job on the way out."""
         cfg = self.config
         check_not_running(cfg.socket_path)
+        allow_verifiers()
         for d in (cfg.state_dir, cfg.runs_dir):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.state_dir, 0o700)
@@ -177,13 +179,12 @@ class Daemon:
         now = self.clock.now()
         rows = await anyio.to_thread.run_sync(lambda: self.history.runs(limit=500))
         self.alerts.load(await anyio.to_thread.run_sync(lambda: self.history.alerts(active_only=True)))
+        known = {row.run_id: row for row in rows}
+        for row in self._unrecorded_runs(known):
+            rows.insert(0, row)
         for row in reversed(rows):
-            if row.job in self.jobs and JobState(row.state).is_active:
-                row.state = JobState.FAILED.value
-                row.error = "lost: the supervisor stopped while this run was active"
-                row.ended_at = now
-                self.recorder.run(row)
-                self._event(row.job, row.run_id, "transition", row.error, None, JobState.FAILED)
+            if JobState(row.state).is_active:
+                self._close_lost_run(row, now)
             if JobState(row.state).is_final:
                 self.recent.appendleft(
                     RunSummary(job=row.job, run_id=row.run_id, state=JobState(row.state),
@@ -206,6 +207,45 @@ class Daemon:
             if js.schedule:
                 job.next_fire_at = next_fire(js.schedule, now)
 
+    def _unrecorded_runs(self, known: dict[str, RunRow]) -> list[RunRow]:
+        """Runs spawned just before the previous daemon died, before the history had them:
+        their run dir holds a pid file but the history has no row."""
+        out = []
+        for pidfile in self.config.runs_dir.glob(f"*/*/{PIDFILE}"):
+            run_dir = pidfile.parent
+            if run_dir.name in known:
+                continue
+            try:
+                pid = int(pidfile.read_text().split()[0])
+                started = datetime.fromtimestamp(pidfile.stat().st_mtime, timezone.utc)
+            except (OSError, ValueError, IndexError):
+                continue
+            if procinfo.is_process_started_at(pid, started):
+                out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
+                                  started_at=started, pid=pid, run_dir=str(run_dir)))
+        return out
+
+    def _close_lost_run(self, row: RunRow, now: datetime) -> None:
+        """A run the history says was active when the previous daemon died. Its process may
+        still be running: stop its group (re-adoption comes later), so a job never runs twice."""
+        alive = bool(row.pid) and procinfo.is_process_started_at(row.pid or 0, row.started_at)
+        if alive and row.pid:
+            procinfo.signal_group(row.pid, signal.SIGTERM)
+            grace = self.jobs[row.job].settings.stop_grace if row.job in self.jobs else 10.0
+            self._orphans[row.pid] = now + timedelta(seconds=grace)
+            if row.job in self.jobs:
+                self.jobs[row.job].leftover = row.pid
+            row.error = ("lost: the supervisor stopped while this run was active; its process group "
+                         f"{row.pid} was still running and has been stopped, so the job never runs twice")
+        else:
+            row.error = "lost: the supervisor stopped while this run was active, and its process is gone"
+        row.state, row.ended_at = JobState.FAILED.value, now
+        self.recorder.run(row)
+        self._event(row.job, row.run_id, "transition", row.error, None, JobState.FAILED)
+        self.alerts.fire(row.job, "lost", severity=Severity.WARNING, run_id=row.run_id, now=now,
+                         title=f"{row.job}: run {row.run_id} lost while the supervisor was down",
+                         detail=row.error)
+
     # ---- the reconciler ------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
@@ -214,6 +254,10 @@ class Daemon:
             now = self.clock.now()
             for job in list(self.jobs.values()):
                 if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
+                    if job.run.state == JobState.VERIFYING:
+                        job.run.stop_reason, job.run.stop_state = self.shutdown_reason, JobState.STOPPED
+                        if interrupt_verifiers():
+                            log.warning("verifier programs killed: %s", self.shutdown_reason)
                     self.stop_run(job, self.shutdown_reason, JobState.STOPPED)
                 try:
                     self._reconcile(job, now)
@@ -245,6 +289,8 @@ class Daemon:
                     times.append(run.started_at + timedelta(seconds=js.max_runtime))
             elif not self.shutdown_reason and not job.held:
                 times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
+                if job.leftover is not None:  # poll briefly until the old group is gone
+                    times.append(now + timedelta(seconds=0.1))
                 if js.not_before and js.not_before > now:
                     times.append(js.not_before)
         if not times:
@@ -265,6 +311,10 @@ class Daemon:
 
     def _maybe_start(self, job: JobRuntime, now: datetime) -> None:
         js = job.settings
+        if job.leftover is not None:
+            if procinfo.group_alive(job.leftover):
+                return  # the previous daemon's run is still being stopped
+            job.leftover = None
         if js.schedule and job.next_fire_at and now >= job.next_fire_at:
             job.next_fire_at = next_fire(js.schedule, now)
             if not_before_ok(js.not_before, now):
@@ -435,7 +485,6 @@ class Daemon:
         """Safety net for missed file events; also log rotation. (CPU per run is sampled by
         the host watch, from the one process-table scan it makes anyway.)"""
         sup = self.config.supervisor
-        rounds = 0
         while True:
             await anyio.sleep(sup.rescan_every)
             now = self.clock.now()
@@ -443,9 +492,9 @@ class Daemon:
             for run in runs:
                 self._ingest(self.jobs[run.job], run, now)
             self._note_stable(now)
-            rounds += 1
-            if rounds % ROTATE_EVERY_RESCANS:
-                continue
+            if not self.config.status_file.exists():
+                log.warning("%s was removed; writing it again", self.config.status_file)
+                self.status.changed(urgent=True)
 
             def housekeeping() -> list[tuple[RunState, int]]:
                 return [(run, sum(rotate_if_needed(p, sup.log_max_bytes, sup.log_backups)
@@ -490,6 +539,7 @@ class Daemon:
             self._spawn_failed(job, run, now, str(exc), reason)
             return None
         run.child, run.pid = child, child.pid
+        (run_dir / PIDFILE).write_text(f"{child.pid}\n")  # found again even if the daemon dies now
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
         assert self._tg is not None
         self._tg.start_soon(self._await_exit, job, run)
@@ -565,6 +615,9 @@ class Daemon:
             return
         run.proofs = proofs
         now = self.clock.now()
+        if run.stop_reason and run.stop_state == JobState.STOPPED:
+            self._finish(job, run, JobState.STOPPED, f"stopped while verifying proofs: {run.stop_reason}", now)
+            return
         problems = [p.removeprefix("unproven: ") for p in (
             too_fast(((run.ended_at or now) - run.started_at).total_seconds(), js.min_runtime),
             failure_summary(proofs),
@@ -594,11 +647,11 @@ class Daemon:
             job.last_success_at = run.ended_at
         if self.shutdown_reason:
             return
-        if run.restart_after:
+        if run.restart_after and state == JobState.STOPPED:  # the operator asked: at once
             job.restarts += 1
-            job.restart_times.append(now)
-            self._start(job, now, "restart requested")
-        elif job.settings.kind == "service" and state != JobState.STOPPED:
+            self._start(job, now, "restarted by the operator")
+        elif run.restart_after or (job.settings.kind == "service" and state != JobState.STOPPED):
+            # a service that ended, or any run restarted for stalling: backoff, budget, FATAL
             self._plan_restart(job, run, now)
         else:
             job.waiting = self._why_pending(job) if state == JobState.STOPPED else ""
@@ -732,6 +785,11 @@ class Daemon:
             self._event(None, None, "control", f"operator lifted the silence on {arg}")
             self.status.changed(urgent=True)
             return {"ok": True, "message": f"notifications for {arg} resumed"}
+        job_part = arg.split(":", 1)[0]
+        if arg not in self.jobs and arg not in self.alerts.active and job_part not in self.jobs \
+                and job_part != "host":
+            return {"ok": False, "error": f"{arg!r} is neither a job ({', '.join(sorted(self.jobs))}) "
+                                          f"nor an alert key (like {sorted(self.jobs)[0] if self.jobs else 'job'}:stalled or host:disk:/)"}
         try:
             seconds = parse_duration(str(extra.get("duration", "")))
         except ValueError as exc:
@@ -766,11 +824,13 @@ class Daemon:
             if job.run is not None:
                 return {"ok": False, "error": f"{job.name} is already {job.state.value} (run {job.run.run_id})"}
             job.held = False
+            job.consecutive, job.error = 0, None  # the operator starts a fresh streak
+            job.restart_times.clear()
             run = self._start(job, now, "started by the operator")
             return {"ok": run is not None, "message": f"{job.name} started", "run_id": run and run.run_id}
         if cmd == "stop":
             job.held = True
-            job.next_start_at = None
+            job.next_start_at, job.error = None, None
             if job.run is not None:
                 self.stop_run(job, "stopped by the operator", JobState.STOPPED)
                 return {"ok": True, "message": f"stopping {job.name} (run {job.run.run_id})"}
@@ -779,6 +839,8 @@ class Daemon:
             return {"ok": True, "message": f"{job.name} is not running; held until started"}
         if cmd == "restart":
             job.held = False
+            job.consecutive, job.error = 0, None
+            job.restart_times.clear()
             if job.run is not None:
                 self.stop_run(job, "restarted by the operator", JobState.STOPPED, restart=True)
                 return {"ok": True, "message": f"restarting {job.name}"}

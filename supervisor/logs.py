@@ -20,7 +20,10 @@ def open_for_child(path: Path) -> int:
 def rotate_if_needed(path: Path, max_bytes: int, backups: int) -> int:
     """Copy-truncate `path` when it is over `max_bytes`; return the bytes moved out (0 if none).
 
-    The child keeps its O_APPEND descriptor, so its next write lands at the new end.
+    The backup (`.1`, older ones shifted up to `.N`, mode 0600) keeps at most the newest
+    `max_bytes` of the output, after a line saying how much was dropped, so a job flooding
+    its output can never use more than (backups + 1) x max_bytes of disk. The child keeps its
+    O_APPEND descriptor, so its next write lands at the new end of the truncated file.
     """
     try:
         size = path.stat().st_size
@@ -33,14 +36,17 @@ def rotate_if_needed(path: Path, max_bytes: int, backups: int) -> int:
         if older.exists():
             older.replace(path.with_name(f"{path.name}.{i + 1}"))
     if backups > 0:
-        with path.open("rb") as src, path.with_name(f"{path.name}.1").open("wb") as dst:
+        backup = path.with_name(f"{path.name}.1")
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with path.open("rb") as src, os.fdopen(fd, "wb") as dst:
+            dropped = max(0, size - max_bytes)
+            if dropped:
+                dst.write(f"[proofwatch: {dropped} earlier bytes dropped: over log_max_bytes]\n".encode())
+                src.seek(dropped)
             shutil.copyfileobj(src, dst, 1 << 20)
-            copied = dst.tell()
-    else:
-        copied = size
     with path.open("r+b") as f:
         f.truncate(0)
-    return copied
+    return size
 
 
 def tail(path: Path, lines: int = 20) -> list[str]:

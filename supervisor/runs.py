@@ -112,3 +112,4 @@ class JobRuntime:
     error: str | None = None
     prior: DepRun | None = None  # the latest run recorded before this daemon started
     removed: bool = False  # dropped from the config; forgotten once its run ends
+    leftover: int | None = None  # process group of a run left by a daemon that died

@@ -344,3 +344,16 @@ async def test_acknowledging_a_stall_keeps_it_listed_until_progress_resumes(tmp_
         (d.jobs["slow"].run.run_dir / "go").touch()
         await reach(d, "slow", S.RUNNING)
         assert "slow:stalled" not in d.alerts.active
+
+
+async def test_shutdown_during_a_slow_verifier_kills_it_and_records_why(tmp_path):
+    table = job(tmp_path, "slowproof", P.EXIT_OK) + (
+        '[[jobs.slowproof.proofs]]\nkind = "command"\ncommand = ["sleep", "60"]\ntimeout = "90s"\n')
+    t0 = None
+    async with running(tmp_path, table) as d:
+        await reach(d, "slowproof", S.VERIFYING)
+        run = d.jobs["slowproof"].run
+        t0 = datetime.now(run.started_at.tzinfo)
+    took = (datetime.now(run.started_at.tzinfo) - t0).total_seconds()
+    assert took < 10, f"shutdown waited {took:.1f}s for the verifier"
+    assert run.state == S.STOPPED and "stopped while verifying proofs" in run.error

@@ -59,10 +59,14 @@ def test_rotate_shifts_backups_and_keeps_at_most_backups(tmp_path: Path) -> None
     for gen in generations:
         with path.open("ab") as f:
             f.write(gen)
-        assert rotate_if_needed(path, max_bytes=10, backups=2) == len(gen)
+        assert rotate_if_needed(path, max_bytes=100, backups=2) == len(gen)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stdout.log", "stdout.log.1", "stdout.log.2"]
-    assert (tmp_path / "stdout.log.1").read_bytes() == generations[4]
-    assert (tmp_path / "stdout.log.2").read_bytes() == generations[3]
+    # each backup keeps the newest max_bytes of its generation, after a note of what was dropped
+    for name, gen in (("stdout.log.1", generations[4]), ("stdout.log.2", generations[3])):
+        head, _, kept = (tmp_path / name).read_bytes().partition(b"\n")
+        assert head == f"[proofwatch: {len(gen) - 100} earlier bytes dropped: over log_max_bytes]".encode()
+        assert kept == gen[-100:]
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     assert path.read_bytes() == b""
 
 
@@ -78,10 +82,10 @@ def test_rotate_under_an_append_writer_leaves_no_nul_hole(tmp_path: Path, child_
     path = tmp_path / "stderr.log"
     before = b"".join(f"line {i}\n".encode() for i in range(1000))
     os.write(child_fd, before)
-    assert rotate_if_needed(path, max_bytes=1000, backups=1) == len(before)
+    assert rotate_if_needed(path, max_bytes=len(before) - 1, backups=1) == len(before)
     os.write(child_fd, b"after rotation\n")  # the child's fd is still at its old offset
     assert path.read_bytes() == b"after rotation\n"
-    assert (tmp_path / "stderr.log.1").read_bytes() == before
+    assert (tmp_path / "stderr.log.1").read_bytes().endswith(before[1:])
     assert size_of(path) == len(b"after rotation\n")
 
 

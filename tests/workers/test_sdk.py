@@ -268,3 +268,13 @@ def test_parse_heartbeat_rejects_oversize_documents_before_parsing() -> None:
     assert str(info.value) == f"heartbeat is {len(raw)} bytes (limit {HEARTBEAT_MAX_BYTES})"
     at_limit = json.dumps(GOOD).encode().ljust(HEARTBEAT_MAX_BYTES)  # whitespace padding
     assert parse_heartbeat(at_limit).seq == 7
+
+
+def test_sdk_writes_progress_promptly_but_throttles_liveness_only_beats(tmp_path: Path) -> None:
+    path = hb_file(tmp_path)
+    run = Run(path, min_interval=HOUR, progress_interval=0.0)
+    assert run.beat({"n": 1}) is True  # first beat
+    assert run.beat({"n": 1}, message="same count") is False  # liveness only: throttled
+    assert run.beat({"n": 2}) is True  # progress: written at once, never held back
+    assert current(path).progress == {"n": 2.0}
+    assert run.beat({"n": 1}) is False  # a counter going down is not progress
