@@ -88,7 +88,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "for proofwatch, 10 for supervisord and Monit, whose every restart takes about 1 s)")
     g.add_argument("--window", type=positive_float, default=None,
                    help="steady-state window in seconds for every N and supervisor (default: 60 s for proofwatch "
-                        "at N = 200, 20 s for the peers at N = 200; 8 s for proofwatch and 6 s for the peers "
+                        "at N = 200, 15 s for the peers at N = 200; 8 s for proofwatch and 6 s for the peers "
                         "at other N)")
     g.add_argument("--monit-spawn-max", type=positive_int, default=None,
                    help="largest N at which Monit starts the children itself (default 50; above it they are "

@@ -157,8 +157,7 @@ def section(*, command: str, facts: dict[str, Any], versions: dict[str, str], re
         f"Machine: {facts['nproc']} CPUs ({facts['cpu']}){mem}; {facts['kernel']}; "
         f"{facts['implementation']} {facts['python']}. proofwatch {facts['proofwatch']} (commit {facts['commit']}); "
         f"supervisord {versions.get('supervisord', '?')} (PyPI, own venv); Monit {versions.get('monit', '?')} "
-        "(Debian)." + (f" Load average (1 min) before / after the run: {facts['load_before']} / "
-                       f"{facts['load_after']} (anything else running on the machine shows here)."
+        "(Debian)." + (f" Load average (1 min) just before the run: {facts['load_before']}."
                        if "load_before" in facts else ""),
         "",
         "“÷ proofwatch” is the peer's median divided by proofwatch's for the same N (above 1: proofwatch is "

@@ -217,7 +217,7 @@ CPU and 14 MB each to start) fighting the daemon for two cores.
 4. *steady state* — the supervisor process alone (not its children): CPU as (user + system)
    time over the window in % of one core, RSS sampled once a second. proofwatch twice: children
    that never heartbeat, and every child heartbeating once a second; peers with idle children.
-   60 s for proofwatch at N = 200 (where the targets are), 20 s for the peers at N = 200; 8 s
+   60 s for proofwatch at N = 200 (where the targets are), 15 s for the peers at N = 200; 8 s
    (proofwatch) and 6 s (peers) at N = 50 and 1,000 — chosen to keep `make bench` under 10
    minutes on 2 cores; CPU time is counted in 10 ms ticks, so a 6-s window resolves ±0.2 %.
 5. *heartbeat ingest* — every job beating at 10 Hz for 8 s (offered N × 10 beats/s; the

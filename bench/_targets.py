@@ -206,11 +206,11 @@ class Proofwatch(Target):
         ev = [e for e in self._events(job, mark) if e.to_state == "STARTING"]
         return ev[0].ts if ev else None
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60) -> None:
         if self.proc is None:
             return
         try:
-            self.daemon.stop(timeout=60)
+            self.daemon.stop(timeout=timeout)
         finally:
             self.proc = None
 

@@ -57,13 +57,13 @@ class Plan:
     peer_kills: dict[int, int] = field(default_factory=lambda: {50: 10, 200: 10, 1000: 10})
     # steady-state windows: 60 s where the targets are defined (N = 200), shorter elsewhere
     window: dict[int, float] = field(default_factory=lambda: {50: 8.0, 200: 60.0, 1000: 8.0})
-    peer_window: dict[int, float] = field(default_factory=lambda: {50: 6.0, 200: 20.0, 1000: 6.0})
+    peer_window: dict[int, float] = field(default_factory=lambda: {50: 6.0, 200: 15.0, 1000: 6.0})
     ingest_window: float = 8.0
     warmup: float = 2.0
     # Monit starts services one after another (~0.2 s each here); above this N the bench starts
     # the children itself and lets Monit adopt them (spawn not measured there)
     monit_spawn_max: int = 50
-    hang_wait: float = 20.0  # seconds past the deadline after which an unflagged stall counts as missed
+    hang_wait: float = 15.0  # seconds past the deadline after which an unflagged stall counts as missed
     seed: int = 1
     keep: bool = False
 
@@ -419,6 +419,8 @@ class Compare:
             if self.wants("hang"):
                 self.hang(pw, n, beater, lead_in=not self.wants("ingest"))
         finally:
+            if beater.proc.poll() is None:
+                beater.rate(0)
             watch.close()
 
     def ingest(self, pw: Proofwatch, n: int, beater: BeaterClient, watch: _procs.DirWatch) -> None:
@@ -465,11 +467,12 @@ class Compare:
         except BenchError:
             pass
         last = beater.stats()["last_progress"]
+        beater.rate(0)  # no more writes into run directories that are about to be removed
         # The daemon records events in batches: an event may be decided in time (its ts) and
         # reach history.db later. A graceful stop flushes the recorder (a run being stopped is
         # never flagged STALLED afterwards), so every decision taken so far is read with its ts.
         visible = len(first)
-        pw.stop()
+        pw.stop(timeout=30)
         for e in hist.events(to_state="STALLED", after_id=mark):
             first.setdefault(e.job, e)
         runs = {}
