@@ -59,8 +59,12 @@ def send_beat(
         raise BeatError(f"{file.parent}: no such directory (is this run still alive?)")
     counters = dict(parse_counter(p) for p in progress)
     prev = read_heartbeat(file) or Heartbeat(seq=0, ts=datetime.now(timezone.utc))
+    when = now or datetime.now(timezone.utc)
+    rose = any(v > prev.progress.get(k, float("-inf")) for k, v in counters.items())
+    moved = rose or (phase is not None and phase != prev.phase) or prev.progress_at is None
     hb = replace(
         prev,
+        progress_at=when if moved else prev.progress_at,
         seq=prev.seq + 1,
         ts=now or datetime.now(timezone.utc),
         progress={**prev.progress, **counters},

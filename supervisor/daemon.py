@@ -404,8 +404,7 @@ class Daemon:
     def _to_stalled(self, job: JobRuntime, run: RunState, now: datetime) -> None:
         js = job.settings
         assert run.last_progress_at is not None
-        cpu_now = procinfo.tree_cpu_seconds(run.pid or 0)
-        cpu = details.cpu_over_window(run, run.last_progress_at, cpu_now, now)
+        cpu = details.cpu_from_samples(run, run.last_progress_at)
         proc = procinfo.describe_process(run.pid or 0)
         self._transition(job, run, JobState.STALLED,
                          f"no progress for {format_duration(js.stall_after)} (stall_after)")
@@ -423,8 +422,8 @@ class Daemon:
         if run.exited or run.finishing:
             return
         run.read_at = now
-        got = intake.read_heartbeat(run, now, seen_at=run.seen_at)
-        run.seen_at = None
+        got = intake.read_heartbeat(run, now, seen_at=run.seen_at, first_seen_at=run.first_seen_at)
+        run.seen_at = run.first_seen_at = None
         if got.error:
             self._event(job.name, run.run_id, "heartbeat_error", got.error)
             log.warning("job=%s run=%s %s", job.name, run.run_id, got.error)
@@ -478,6 +477,7 @@ class Daemon:
             # A busy, healthy run: its file changed, which proves liveness. Read it at the
             # next rescan (or at its stall deadline), so a 10 Hz beater costs 0.5 reads/s.
             run.seen_at = run.last_beat_at = now
+            run.first_seen_at = run.first_seen_at or now
             return
         self._ingest(job, run, now)
 

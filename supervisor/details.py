@@ -86,3 +86,12 @@ def cpu_over_window(run: RunState, since: datetime, now_cpu: float | None, now: 
     if span <= 0:
         return None
     return max(0.0, (now_cpu - c0) / span * 100.0)
+
+
+def cpu_from_samples(run: RunState, since: datetime) -> float | None:
+    """Average CPU % of the run's process tree from the sample at or before `since` (or the
+    run's start) to the newest sample the host watch took: no process-table scan per stall."""
+    if not run.cpu_samples:
+        return None
+    t1, c1 = run.cpu_samples[-1]
+    return cpu_over_window(run, since, c1, t1)

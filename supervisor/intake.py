@@ -28,9 +28,12 @@ class Intake:
 NOTHING = Intake()
 
 
-def read_heartbeat(run: RunState, now: datetime, seen_at: datetime | None = None) -> Intake:
+def read_heartbeat(
+    run: RunState, now: datetime, seen_at: datetime | None = None, first_seen_at: datetime | None = None
+) -> Intake:
     """Ingest the heartbeat file if it changed since the last read. `seen_at` is when the
-    watcher saw it change, if earlier than now: that is when the worker reported."""
+    watcher last saw it change and `first_seen_at` the first unread change: when reads are
+    deferred, progress is dated by the worker's own `progress_at`, kept inside that window."""
     path = run.heartbeat_path
     try:
         st = os.stat(path)
@@ -68,6 +71,8 @@ def read_heartbeat(run: RunState, now: datetime, seen_at: datetime | None = None
     progressed = check.progressed
     if progressed:
         run.last_progress_at = now
+        if hb.progress_at is not None and first_seen_at is not None:
+            run.last_progress_at = min(now, max(first_seen_at, hb.progress_at))
     run.progress = dict(hb.progress)
     run.phase = hb.phase
     run.message = hb.message

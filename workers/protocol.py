@@ -40,6 +40,7 @@ class Heartbeat:
     message: str = ""
     blocker: str | None = None
     proofs: tuple[tuple[str, str], ...] = ()  # (path, kind) declared by the worker
+    progress_at: datetime | None = None  # when a counter last rose or the phase changed
 
     def to_json(self) -> str:
         """Serialise to the wire form."""
@@ -51,6 +52,8 @@ class Heartbeat:
             "message": self.message,
             "blocker": self.blocker,
         }
+        if self.progress_at is not None:
+            doc["progress_at"] = self.progress_at.isoformat()
         if self.proofs:
             doc["proofs"] = [p if k == "file" else {"path": p, "kind": k} for p, k in self.proofs]
         return json.dumps(doc, separators=(",", ":"))
@@ -74,7 +77,9 @@ def parse_heartbeat(raw: bytes | str) -> Heartbeat:
     phase = _opt_str(doc, "phase") or ""
     message = (_opt_str(doc, "message") or "")[:MESSAGE_MAX_CHARS]
     blocker = _opt_str(doc, "blocker") or None
-    return Heartbeat(seq, ts, progress, phase, message, blocker, _parse_proofs(doc.get("proofs", [])))
+    progress_at = _parse_ts(doc["progress_at"]) if doc.get("progress_at") is not None else None
+    return Heartbeat(seq, ts, progress, phase, message, blocker, _parse_proofs(doc.get("proofs", [])),
+                     progress_at)
 
 
 def _parse_proofs(value: object) -> tuple[tuple[str, str], ...]:

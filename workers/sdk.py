@@ -60,6 +60,7 @@ class Run:
         self.min_interval = min_interval
         self.progress_interval = min(progress_interval, min_interval)
         self._written: dict[str, float] = {}  # counters as last written
+        self._progress_at: datetime | None = None
         self._seq = 0
         self._progress: dict[str, float] = {}
         self._phase = ""
@@ -127,6 +128,8 @@ class Run:
             self._phase = phase
         if message is not None:
             self._message = message
+        if progressed or changed_phase or self._progress_at is None:
+            self._progress_at = datetime.now(timezone.utc)
         self._dirty = True
         since = time.monotonic() - self._last_write
         if force or changed_phase or since >= self.min_interval or (
@@ -170,6 +173,7 @@ class Run:
             message=self._message,
             blocker=self._blocker,
             proofs=tuple(self._proofs),
+            progress_at=self._progress_at,
         )
         write_heartbeat(self.heartbeat_path, hb)
         self._written = dict(self._progress)

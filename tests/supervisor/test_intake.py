@@ -68,3 +68,22 @@ def test_a_malformed_heartbeat_is_reported_once_and_the_next_good_one_is_taken(t
     assert got.error == "malformed heartbeat ignored: seq: expected a non-negative integer, got 'x'"
     beat(run, 1, n=1)
     assert intake.read_heartbeat(run, T0).beat and run.progress == {"n": 1.0}
+
+
+def test_a_deferred_read_dates_progress_by_the_workers_progress_at_within_the_window(tmp_path):
+    run = run_in(tmp_path)
+    beat(run, 1, n=1)
+    intake.read_heartbeat(run, T0)
+    # the worker progressed at +1 s, then beat without progress until +4 s; read at +5 s
+    progressed_at = T0 + timedelta(seconds=1)
+    write_heartbeat(Path(run.heartbeat_path),
+                    Heartbeat(seq=9, ts=T0 + timedelta(seconds=4), progress={"n": 2}, progress_at=progressed_at))
+    got = intake.read_heartbeat(run, T0 + timedelta(seconds=5), seen_at=T0 + timedelta(seconds=4),
+                                first_seen_at=T0 + timedelta(milliseconds=900))
+    assert got.progressed and run.last_progress_at == progressed_at
+    # a progress_at outside the window of unread changes (a skewed clock) is clamped into it
+    write_heartbeat(Path(run.heartbeat_path),
+                    Heartbeat(seq=10, ts=T0, progress={"n": 3}, progress_at=T0 - timedelta(hours=1)))
+    intake.read_heartbeat(run, T0 + timedelta(seconds=9), seen_at=T0 + timedelta(seconds=8),
+                          first_seen_at=T0 + timedelta(seconds=6))
+    assert run.last_progress_at == T0 + timedelta(seconds=6)

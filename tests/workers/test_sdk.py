@@ -57,7 +57,7 @@ def test_sdk_beat_writes_a_valid_heartbeat_with_increasing_seq(tmp_path: Path) -
         seqs.append(current(hb_file(tmp_path)).seq)
     assert seqs == [1, 2, 3, 4, 5]
     raw = json.loads(hb_file(tmp_path).read_text())
-    assert set(raw) == {"seq", "ts", "progress", "phase", "message", "blocker"}
+    assert set(raw) == {"seq", "ts", "progress", "phase", "message", "blocker", "progress_at"}
 
 
 def test_sdk_from_env_reads_the_run_identity(tmp_path: Path) -> None:
