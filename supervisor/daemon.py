@@ -51,13 +51,22 @@ from supervisor.snapshot import build_document, run_summary
 from supervisor.spawn import SpawnError, spawn
 from supervisor.statuswriter import StatusWriter
 from supervisor.watch import watch_runs
-from workers.protocol import ENV_DATA_DIR, ENV_HEARTBEAT, ENV_JOB, ENV_RUN_DIR, ENV_RUN_ID, HEARTBEAT_FILE
+from workers.protocol import (
+    ENV_DATA_DIR,
+    ENV_HEARTBEAT,
+    ENV_JOB,
+    ENV_RUN_DIR,
+    ENV_RUN_ID,
+    ENV_SCRATCH,
+    HEARTBEAT_FILE,
+)
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
 PIDFILE = "pid"
+SCRATCH_DIR = "tmp"  # temp files of heartbeats, outside the watched runs/ tree
 
 
 class Clock(Protocol):
@@ -90,6 +99,7 @@ class Daemon:
         self._stop_watch = anyio.Event()
         self._tg: TaskGroup | None = None
         self._orphans: dict[int, datetime] = {}
+        self._runs_prefix = str(config.runs_dir) + os.sep
         self._rng = random.Random()
         self.history: History
         self.recorder: Recorder
@@ -105,7 +115,7 @@ class Daemon:
         cfg = self.config
         check_not_running(cfg.socket_path)
         allow_verifiers()
-        for d in (cfg.state_dir, cfg.runs_dir):
+        for d in (cfg.state_dir, cfg.runs_dir, cfg.state_dir / SCRATCH_DIR):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.state_dir, 0o700)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -459,17 +469,19 @@ class Daemon:
         # finds no stall, and sleeps until the new one. No wake-up per heartbeat; state
         # changes wake it through _transition.
 
-    def _on_file_change(self, path: Path) -> None:
-        """A file under runs/ changed (from the watcher)."""
-        try:
-            job_name, run_id = path.relative_to(self.config.runs_dir).parts[:2]
-        except ValueError:
+    def _on_file_change(self, path: str) -> None:
+        """A file under runs/ changed (from the watcher; hot: string ops, no pathlib)."""
+        if not path.startswith(self._runs_prefix):
             return
+        parts = path[len(self._runs_prefix):].split(os.sep)
+        if len(parts) != 3:
+            return
+        job_name, run_id, name = parts
         job = self.jobs.get(job_name)
         if job is None or job.run is None or job.run.run_id != run_id:
             return
         run, now = job.run, self.clock.now()
-        if job.settings.progress_from == "heartbeat" and path.name != HEARTBEAT_FILE:
+        if job.settings.progress_from == "heartbeat" and name != HEARTBEAT_FILE:
             return  # output of a heartbeating job: not a report
         if run.state == JobState.RUNNING and run.read_at is not None and (
             (now - run.read_at).total_seconds() < self.config.supervisor.rescan_every
@@ -531,7 +543,8 @@ class Daemon:
             self._spawn_failed(job, run, now, str(exc), reason)
             return None
         env.update({ENV_JOB: job.name, ENV_RUN_ID: run_id, ENV_RUN_DIR: str(run_dir),
-                    ENV_HEARTBEAT: str(run.heartbeat_path), ENV_DATA_DIR: str(self.config.data_dir)})
+                    ENV_HEARTBEAT: str(run.heartbeat_path), ENV_DATA_DIR: str(self.config.data_dir),
+                    ENV_SCRATCH: str(self.config.state_dir / SCRATCH_DIR)})
         try:
             child = spawn(resolve_command(js.command), cwd=self.config.job_cwd(job.name), env=env,
                           stdout=run.stdout_path, stderr=run.stderr_path)

@@ -26,7 +26,7 @@ def _only_reports(_change: Change, path: str) -> bool:
 
 
 async def watch_runs(
-    runs_dir: Path, on_change: Callable[[Path], None], stop: anyio.Event
+    runs_dir: Path, on_change: Callable[[str], None], stop: anyio.Event
 ) -> None:
     """Call `on_change(path)` for every changed heartbeat or output file until `stop` is set."""
     while not stop.is_set():
@@ -40,7 +40,7 @@ async def watch_runs(
                 rust_timeout=1000,
             ):
                 for _change, path in changes:
-                    on_change(Path(path))
+                    on_change(path)
         except Exception:  # the rescan keeps heartbeats flowing meanwhile
             log.exception("file watcher failed; restarting it in 1s (rescan covers the gap)")
             await anyio.sleep(1.0)

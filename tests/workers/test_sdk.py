@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -278,3 +279,25 @@ def test_sdk_writes_progress_promptly_but_throttles_liveness_only_beats(tmp_path
     assert run.beat({"n": 2}) is True  # progress: written at once, never held back
     assert current(path).progress == {"n": 2.0}
     assert run.beat({"n": 1}) is False  # a counter going down is not progress
+
+
+def test_sdk_writes_its_temp_file_in_the_scratch_dir_so_the_run_dir_sees_one_event(tmp_path: Path) -> None:
+    path = hb_file(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[str] = []
+    real_mkstemp = tempfile.mkstemp
+
+    def spy(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(name)
+        return fd, name
+
+    tempfile.mkstemp = spy  # type: ignore[assignment]
+    try:
+        Run(path, scratch=str(scratch)).beat({"n": 1}, force=True)
+    finally:
+        tempfile.mkstemp = real_mkstemp  # type: ignore[assignment]
+    assert [Path(s).parent for s in seen] == [scratch]
+    assert current(path).progress == {"n": 1.0}
+    assert list(scratch.iterdir()) == []
