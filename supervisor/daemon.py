@@ -431,8 +431,9 @@ class Daemon:
         """Read the run's reports and apply what they mean."""
         if run.exited or run.finishing:
             return
+        since = run.first_seen_at or run.read_at
         run.read_at = now
-        got = intake.read_heartbeat(run, now, seen_at=run.seen_at, first_seen_at=run.first_seen_at)
+        got = intake.read_heartbeat(run, now, since=since)
         run.seen_at = run.first_seen_at = None
         if got.error:
             self._event(job.name, run.run_id, "heartbeat_error", got.error)

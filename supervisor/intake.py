@@ -28,12 +28,13 @@ class Intake:
 NOTHING = Intake()
 
 
-def read_heartbeat(
-    run: RunState, now: datetime, seen_at: datetime | None = None, first_seen_at: datetime | None = None
-) -> Intake:
-    """Ingest the heartbeat file if it changed since the last read. `seen_at` is when the
-    watcher last saw it change and `first_seen_at` the first unread change: when reads are
-    deferred, progress is dated by the worker's own `progress_at`, kept inside that window."""
+def read_heartbeat(run: RunState, now: datetime, since: datetime | None = None) -> Intake:
+    """Ingest the heartbeat file if it changed since the last read.
+
+    `since` is the earliest moment the new content can be from (the first unread change the
+    watcher saw, else the previous read). Progress is dated by the worker's own `progress_at`,
+    clamped into [since, now]; a writer that sends no `progress_at` gets the read time (late,
+    never early: a stall is never flagged before its deadline)."""
     path = run.heartbeat_path
     try:
         st = os.stat(path)
@@ -61,7 +62,6 @@ def read_heartbeat(
     if hb.seq == run.hb_seq:
         return NOTHING
     run.hb_seq = hb.seq
-    now = min(now, seen_at) if seen_at is not None else now
     if run.first_beat_at is None:
         run.first_beat_at = now
         run.last_progress_at = now
@@ -71,8 +71,9 @@ def read_heartbeat(
     progressed = check.progressed
     if progressed:
         run.last_progress_at = now
-        if hb.progress_at is not None and first_seen_at is not None:
-            run.last_progress_at = min(now, max(first_seen_at, hb.progress_at))
+        if hb.progress_at is not None:
+            lower = since or run.started_at
+            run.last_progress_at = min(now, max(lower, hb.progress_at))
     run.progress = dict(hb.progress)
     run.phase = hb.phase
     run.message = hb.message

@@ -29,14 +29,14 @@ def test_an_unchanged_file_is_not_read_again(tmp_path):
     assert intake.read_heartbeat(run, T0 + timedelta(seconds=1)) == intake.NOTHING
 
 
-def test_progress_is_dated_when_the_watcher_saw_the_change_not_when_it_was_read(tmp_path):
+def test_without_progress_at_progress_is_dated_at_the_read_never_earlier(tmp_path):
     run = run_in(tmp_path)
     beat(run, 1, n=1)
     intake.read_heartbeat(run, T0)
-    beat(run, 2, n=2)
-    seen, read = T0 + timedelta(seconds=1), T0 + timedelta(seconds=3)
-    got = intake.read_heartbeat(run, read, seen_at=seen)
-    assert got.progressed and run.last_progress_at == seen and run.last_beat_at == seen
+    beat(run, 2, n=2)  # a writer that sends no progress_at
+    read = T0 + timedelta(seconds=3)
+    got = intake.read_heartbeat(run, read, since=T0 + timedelta(seconds=1))
+    assert got.progressed and run.last_progress_at == read and run.last_beat_at == read
 
 
 def test_a_heartbeat_without_progress_keeps_the_last_progress_time(tmp_path):
@@ -78,12 +78,33 @@ def test_a_deferred_read_dates_progress_by_the_workers_progress_at_within_the_wi
     progressed_at = T0 + timedelta(seconds=1)
     write_heartbeat(Path(run.heartbeat_path),
                     Heartbeat(seq=9, ts=T0 + timedelta(seconds=4), progress={"n": 2}, progress_at=progressed_at))
-    got = intake.read_heartbeat(run, T0 + timedelta(seconds=5), seen_at=T0 + timedelta(seconds=4),
-                                first_seen_at=T0 + timedelta(milliseconds=900))
+    got = intake.read_heartbeat(run, T0 + timedelta(seconds=5), since=T0 + timedelta(milliseconds=900))
     assert got.progressed and run.last_progress_at == progressed_at
-    # a progress_at outside the window of unread changes (a skewed clock) is clamped into it
+
+
+def test_progress_at_outside_the_window_is_clamped_into_it(tmp_path):
+    run = run_in(tmp_path)
+    beat(run, 1, n=1)
+    intake.read_heartbeat(run, T0)
     write_heartbeat(Path(run.heartbeat_path),
                     Heartbeat(seq=10, ts=T0, progress={"n": 3}, progress_at=T0 - timedelta(hours=1)))
-    intake.read_heartbeat(run, T0 + timedelta(seconds=9), seen_at=T0 + timedelta(seconds=8),
-                          first_seen_at=T0 + timedelta(seconds=6))
-    assert run.last_progress_at == T0 + timedelta(seconds=6)
+    intake.read_heartbeat(run, T0 + timedelta(seconds=9), since=T0 + timedelta(seconds=6))
+    assert run.last_progress_at == T0 + timedelta(seconds=6)  # a skewed clock: not before the window
+    write_heartbeat(Path(run.heartbeat_path),
+                    Heartbeat(seq=11, ts=T0, progress={"n": 4}, progress_at=T0 + timedelta(hours=1)))
+    intake.read_heartbeat(run, T0 + timedelta(seconds=12), since=T0 + timedelta(seconds=10))
+    assert run.last_progress_at == T0 + timedelta(seconds=12)  # nor after the read
+
+
+def test_a_read_ahead_of_the_watcher_is_not_dated_by_a_stale_event(tmp_path):
+    """Regression (bench, N = 200): the file was read before the watcher delivered its newest
+    change; progress was dated by the older event, ~0.85 s early."""
+    run = run_in(tmp_path)
+    beat(run, 1, n=1)
+    intake.read_heartbeat(run, T0)
+    newest = T0 + timedelta(seconds=2)
+    write_heartbeat(Path(run.heartbeat_path),
+                    Heartbeat(seq=2, ts=newest, progress={"n": 2}, progress_at=newest))
+    # the only change the watcher reported so far was at +1 s; the read at +2.1 s sees newer content
+    intake.read_heartbeat(run, T0 + timedelta(seconds=2.1), since=T0 + timedelta(seconds=1))
+    assert run.last_progress_at == newest
