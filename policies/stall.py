@@ -47,7 +47,3 @@ def is_stalled(last_progress_at: datetime | None, stall_after: float, now: datet
     """True once stall_after has passed since the last progress."""
     return last_progress_at is not None and now >= stall_deadline(last_progress_at, stall_after)
 
-
-def stall_action(on_stall: StallAction) -> StallAction:
-    """What to do with a stalled run (alert always; restart or kill as configured)."""
-    return on_stall

@@ -149,13 +149,15 @@ def health(
     out.print(health_view(doc))
 
 
-def _control(cfg: Config, cmd: str, arg: str) -> None:
+def _control(cfg: Config, cmd: str, arg: str | None, extra: dict[str, str] | None = None,
+             refused_code: int = 1) -> None:
+    """Send one command to the daemon; print its answer, or fail with its error."""
     try:
-        reply = request(cfg.socket_path, cmd, arg)
+        reply = request(cfg.socket_path, cmd, arg, extra=extra)
     except ControlError as exc:
         fail(str(exc))
     if not reply.get("ok"):
-        fail(str(reply.get("error", reply)))
+        fail(str(reply.get("error", reply)), refused_code)
     out.print(reply.get("message", "ok"), highlight=False)
 
 
@@ -180,14 +182,7 @@ def restart(job: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
 @app.command()
 def reload(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Re-read the config (like SIGHUP); a bad config is reported and the old one kept."""
-    cfg = _load(config)
-    try:
-        reply = request(cfg.socket_path, "reload")
-    except ControlError as exc:
-        fail(str(exc))
-    if not reply.get("ok"):
-        fail(str(reply.get("error")), 2)
-    out.print(reply.get("message", "ok"), highlight=False)
+    _control(_load(config), "reload", None, refused_code=2)
 
 
 @app.command()
@@ -358,14 +353,13 @@ def silence(
     reason: Annotated[str, typer.Option("--reason", "-r")] = "",
 ) -> None:
     """Mute notifications for a job or alert key (maintenance); expires by itself."""
-    cfg = _load(config)
+    from supervisor.durations import parse_duration
+
     try:
-        reply = request(cfg.socket_path, "silence", target, extra={"duration": duration, "reason": reason})
-    except ControlError as exc:
-        fail(str(exc))
-    if not reply.get("ok"):
-        fail(str(reply.get("error")), 2 if "duration" in str(reply.get("error")) else 1)
-    out.print(reply.get("message", "ok"), highlight=False)
+        parse_duration(duration)
+    except ValueError as exc:
+        fail(f"duration: {exc}", 2)
+    _control(_load(config), "silence", target, extra={"duration": duration, "reason": reason})
 
 
 @app.command()

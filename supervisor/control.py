@@ -27,7 +27,7 @@ class ControlError(Exception):
 async def serve_control(daemon: Daemon, *, task_status: TaskStatus[None]) -> None:
     """Serve control requests until cancelled."""
     path = daemon.config.socket_path
-    _remove_stale(path)
+    check_not_running(path)
     old = os.umask(0o177)
     try:
         listener = await anyio.create_unix_listener(path)
@@ -47,10 +47,6 @@ async def serve_control(daemon: Daemon, *, task_status: TaskStatus[None]) -> Non
 
 def check_not_running(path: Path) -> None:
     """Raise ControlError when another daemon serves this socket; remove a stale one."""
-    _remove_stale(path)
-
-
-def _remove_stale(path: Path) -> None:
     if not path.exists():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -31,7 +31,7 @@ from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
-from status.history import EventRow, History, RunRow
+from status.history import EventRow, History, RunRow, latest_by_job
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
 from supervisor import details, intake, procinfo
 from supervisor.hostwatch import HostWatch
@@ -204,9 +204,7 @@ class Daemon:
             job = self.jobs.get(row.job)
             if job is not None and JobState(row.state) == JobState.SUCCEEDED:
                 job.last_success_at = max(filter(None, [job.last_success_at, row.ended_at]))
-        latest: dict[str, RunRow] = {}
-        for row in rows:
-            latest.setdefault(row.job, row)
+        latest = latest_by_job(rows)
         for name, job in self.jobs.items():
             js = job.settings
             if name in latest:
@@ -434,7 +432,7 @@ class Daemon:
         since = run.first_seen_at or run.read_at
         run.read_at = now
         got = intake.read_heartbeat(run, now, since=since)
-        run.seen_at = run.first_seen_at = None
+        run.first_seen_at = None
         if got.error:
             self._event(job.name, run.run_id, "heartbeat_error", got.error)
             log.warning("job=%s run=%s %s", job.name, run.run_id, got.error)
@@ -489,7 +487,7 @@ class Daemon:
         ):
             # A busy, healthy run: its file changed, which proves liveness. Read it at the
             # next rescan (or at its stall deadline), so a 10 Hz beater costs 0.5 reads/s.
-            run.seen_at = run.last_beat_at = now
+            run.last_beat_at = now
             run.first_seen_at = run.first_seen_at or now
             return
         self._ingest(job, run, now)
@@ -914,18 +912,3 @@ class Daemon:
             host=self.hostwatch.status if self.hostwatch else None,
             notify=self.notifier.status() if self.notifier else None,
         )
-
-
-def run_daemon(config: Config, on_ready: Callable[[Daemon], None] | None = None) -> Daemon:
-    """Run a daemon in this thread until it shuts down (for the CLI)."""
-    daemon = Daemon(config)
-
-    async def main() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(daemon.run)
-            await daemon.ready.wait()
-            if on_ready:
-                on_ready(daemon)
-
-    anyio.run(main)
-    return daemon

@@ -19,23 +19,6 @@ def signal_name(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
-def tree_cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds of a process and its live descendants (None if gone)."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
-
-
 def describe_process(pid: int) -> str:
     """'sleeping, 3 threads, 12.3 MB RSS' or 'gone' (the leader only: O(1), no table scan)."""
     try:

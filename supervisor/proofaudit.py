@@ -3,15 +3,14 @@ so nobody can quietly swap or delete the work after it was accepted."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from status.history import History, RunRow
+from supervisor.proofs import DATA_PREFIX, sha256_of
 
-DATA_PREFIX = "data:"
 
 
 @dataclass(frozen=True)
@@ -31,14 +30,6 @@ def find_run(history: History, job: str, run_id: str | None) -> RunRow | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def resolve(path: str, run_dir: Path, data_dir: Path) -> Path:
     """Where a recorded proof path lives."""
     if path.startswith(DATA_PREFIX):
@@ -55,7 +46,7 @@ def audit(proofs: Sequence[dict[str, Any]], run_dir: Path, data_dir: Path) -> li
             continue  # failed proofs and non-file proofs (command, http, git) have no content hash
         where = resolve(p["path"], run_dir, data_dir)
         try:
-            now = _sha256(where)
+            now = sha256_of(where)
         except FileNotFoundError:
             out.append(Audit(p["path"], "deleted", f"{where} no longer exists"))
             continue

@@ -132,7 +132,8 @@ def _inside(root: Path, candidate: Path) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -201,7 +202,7 @@ def _verify_file(spec: ProofSpec, path: Path, label: str, started_at: datetime,
                 check_content(spec, path, checks, config_dir=config_dir)
             except ProofFailed as exc:
                 problem = exc.detail
-        digest = _sha256(path)
+        digest = sha256_of(path)
     except OSError as exc:
         return ProofStatus(path=label, kind=spec.kind, ok=False,
                            detail=f"unreadable: {(exc.strerror or str(exc)).lower()}", checks=checks)

@@ -41,7 +41,6 @@ class RunState:
     hb_seq: int = -1
     hb_stamp: tuple[int, int, int] = (0, 0, 0)
     read_at: datetime | None = None  # when the heartbeat file was last read
-    seen_at: datetime | None = None  # when it last changed, if that change is not read yet
     first_seen_at: datetime | None = None  # the first change not read yet
     progress: dict[str, float] = field(default_factory=dict)
     high_water: dict[str, float] = field(default_factory=dict)
