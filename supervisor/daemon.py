@@ -62,6 +62,7 @@ from workers.protocol import (
 )
 
 log = logging.getLogger(__name__)
+_ROTATE_ALL_EVERY = 12  # rescans between log-size checks of every run, grown or not
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
@@ -99,6 +100,8 @@ class Daemon:
         self._stop_watch = anyio.Event()
         self._tg: TaskGroup | None = None
         self._orphans: dict[int, datetime] = {}
+        self._due: dict[str, datetime] = {}  # job -> when it next needs the reconciler
+        self._full_pass = True
         self._runs_prefix = str(config.runs_dir) + os.sep
         self._rng = random.Random()
         self.history: History
@@ -162,6 +165,7 @@ class Daemon:
 
     def wake(self) -> None:
         """Re-evaluate every job now."""
+        self._full_pass = True
         self._wake.set()
 
     def notify_change(self) -> None:
@@ -257,10 +261,20 @@ class Daemon:
     # ---- the reconciler ------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
+        """Reconcile every job after `wake()` (a state change, a control command, a clock
+        step); on a timer, only the jobs whose own deadline has come. Each job's next
+        deadline is cached, so N quiet jobs cost nothing per wake-up of one."""
         while True:
             self._wake = anyio.Event()
             now = self.clock.now()
-            for job in list(self.jobs.values()):
+            if self._full_pass:
+                self._full_pass = False
+                self._due.clear()
+                jobs = list(self.jobs.values())
+            else:
+                jobs = [self.jobs[name] for name, at in list(self._due.items())
+                        if at <= now and name in self.jobs]
+            for job in jobs:
                 if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
                     if job.run.state == JobState.VERIFYING:
                         job.run.stop_reason, job.run.stop_state = self.shutdown_reason, JobState.STOPPED
@@ -271,39 +285,48 @@ class Daemon:
                     self._reconcile(job, now)
                 except Exception:  # one job's bug must not stop the others
                     log.exception("job=%s reconcile failed; will retry", job.name)
+                at = self._job_deadline(job, now)
+                if at is None:
+                    self._due.pop(job.name, None)
+                else:
+                    self._due[job.name] = at
             self._reap_orphans(now)
             if self.shutdown_reason and not any(j.run for j in self.jobs.values()):
                 return
-            delay = self._next_deadline(now)
+            delay = self._next_delay(now)
             with anyio.move_on_after(delay):
                 await self._wake.wait()
 
-    def _next_deadline(self, now: datetime) -> float:
-        times: list[datetime] = list(self._orphans.values())
-        for job in self.jobs.values():
-            js, run = job.settings, job.run
-            if run is not None:
-                if run.exited or run.finishing:
-                    continue
-                if run.kill_at:
-                    times.append(run.kill_at)
-                if run.stop_reason:
-                    continue
-                if run.state == JobState.STARTING:
-                    times.append(silent_deadline(run.started_at, js.startup_grace))
-                if run.state == JobState.RUNNING and run.last_progress_at:
-                    times.append(stall_deadline(run.last_progress_at, js.stall_after))
-                if js.max_runtime:
-                    times.append(run.started_at + timedelta(seconds=js.max_runtime))
-            elif not self.shutdown_reason and not job.held:
-                times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
-                if job.leftover is not None:  # poll briefly until the old group is gone
-                    times.append(now + timedelta(seconds=0.1))
-                if js.not_before and js.not_before > now:
-                    times.append(js.not_before)
+    def _next_delay(self, now: datetime) -> float:
+        times = [*self._orphans.values(), *self._due.values()]
         if not times:
             return MAX_SLEEP
         return min(MAX_SLEEP, max(0.0, (min(times) - now).total_seconds()))
+
+    def _job_deadline(self, job: JobRuntime, now: datetime) -> datetime | None:
+        """When this job next needs the reconciler, were nothing else to happen."""
+        times: list[datetime] = []
+        js, run = job.settings, job.run
+        if run is not None:
+            if run.exited or run.finishing:
+                return None
+            if run.kill_at:
+                times.append(run.kill_at)
+            if run.stop_reason:
+                return min(times, default=None)
+            if run.state == JobState.STARTING:
+                times.append(silent_deadline(run.started_at, js.startup_grace))
+            if run.state == JobState.RUNNING and run.last_progress_at:
+                times.append(stall_deadline(run.last_progress_at, js.stall_after))
+            if js.max_runtime:
+                times.append(run.started_at + timedelta(seconds=js.max_runtime))
+        elif not self.shutdown_reason and not job.held:
+            times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
+            if job.leftover is not None:  # poll briefly until the old group is gone
+                times.append(now + timedelta(seconds=0.1))
+            if js.not_before and js.not_before > now:
+                times.append(js.not_before)
+        return min(times, default=None)
 
     def _reconcile(self, job: JobRuntime, now: datetime) -> None:
         run = job.run
@@ -480,8 +503,10 @@ class Daemon:
         if job is None or job.run is None or job.run.run_id != run_id:
             return
         run, now = job.run, self.clock.now()
-        if job.settings.progress_from == "heartbeat" and name != HEARTBEAT_FILE:
-            return  # output of a heartbeating job: not a report
+        if name != HEARTBEAT_FILE:
+            run.output_grew = True  # the next rescan checks its logs for rotation
+            if job.settings.progress_from == "heartbeat":
+                return  # output of a heartbeating job: not a report
         if run.state == JobState.RUNNING and run.read_at is not None and (
             (now - run.read_at).total_seconds() < self.config.supervisor.rescan_every
         ):
@@ -496,8 +521,10 @@ class Daemon:
         """Safety net for missed file events; also log rotation. (CPU per run is sampled by
         the host watch, from the one process-table scan it makes anyway.)"""
         sup = self.config.supervisor
+        rounds = 0
         while True:
             await anyio.sleep(sup.rescan_every)
+            rounds += 1
             now = self.clock.now()
             runs = [j.run for j in self.jobs.values() if j.run and not j.run.exited]
             for run in runs:
@@ -507,12 +534,19 @@ class Daemon:
                 log.warning("%s was removed; writing it again", self.config.status_file)
                 self.status.changed(urgent=True)
 
+            # logs whose growth the watcher saw; every run's now and then, in case it missed some
+            grown = runs if rounds % _ROTATE_ALL_EVERY == 0 else [r for r in runs if r.output_grew]
+            for run in grown:
+                run.output_grew = False
+
             def housekeeping() -> list[tuple[RunState, int]]:
                 return [(run, sum(rotate_if_needed(p, sup.log_max_bytes, sup.log_backups)
-                                  for p in (run.stdout_path, run.stderr_path))) for run in runs]
+                                  for p in (run.stdout_path, run.stderr_path))) for run in grown]
 
             for run, moved in await anyio.to_thread.run_sync(housekeeping):
-                run.rotated_bytes += moved
+                if moved:
+                    run.rotated_bytes += moved
+                    self.notify_change()
 
     def _note_stable(self, now: datetime) -> None:
         for job in self.jobs.values():

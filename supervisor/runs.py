@@ -61,6 +61,7 @@ class RunState:
     kill_at: datetime | None = None
     output_bytes: int = 0
     rotated_bytes: int = 0
+    output_grew: bool = True  # stdout/stderr changed since their size was last checked
     cpu_samples: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=720))
     heartbeat_errors: set[str] = field(default_factory=set)
     stable_noted: bool = False

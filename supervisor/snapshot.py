@@ -20,41 +20,40 @@ from supervisor.runs import JobRuntime, RunState
 
 
 def job_status(job: JobRuntime) -> JobStatus:
-    """One job's entry in status.json."""
+    """One job's entry in status.json (built unvalidated: every field comes from the daemon's
+    own typed state, and this runs for every job at every status write)."""
     run = job.run or job.last_run
-    base = JobStatus(
-        state=job.state,
-        kind=job.settings.kind,
-        restarts=job.restarts,
-        next_start_at=_next_start(job),
-        error=job.error,
-        message=job.waiting if run is None else "",
-    )
-    if run is None:
-        return base
-    deadline = None
-    if job.run is not None and run.last_progress_at and run.state == JobState.RUNNING:
-        deadline = stall_deadline(run.last_progress_at, job.settings.stall_after)
-    return base.model_copy(
-        update={
-            "run_id": run.run_id,
-            "pid": run.pid if job.run is not None else None,
-            "started_at": run.started_at,
-            "ended_at": run.ended_at,
-            "last_heartbeat_at": run.last_beat_at,
-            "last_progress_at": run.last_progress_at,
-            "progress": dict(run.progress),
-            "phase": run.phase,
-            "message": job.waiting if job.state == JobState.PENDING and job.waiting else run.message,
-            "blocker": run.blocker,
-            "exit_code": run.exit_code,
-            "signal": run.signal,
-            "error": job.error or run.error,
-            "stall_deadline": deadline,
-            "proofs": list(run.proofs),
-            "run_dir": str(run.run_dir),
-        }
-    )
+    fields: dict[str, object] = {
+        "state": job.state,
+        "kind": job.settings.kind,
+        "restarts": job.restarts,
+        "next_start_at": _next_start(job),
+        "error": job.error,
+        "message": job.waiting if run is None else "",
+    }
+    if run is not None:
+        deadline = None
+        if job.run is not None and run.last_progress_at and run.state == JobState.RUNNING:
+            deadline = stall_deadline(run.last_progress_at, job.settings.stall_after)
+        fields.update(
+            run_id=run.run_id,
+            pid=run.pid if job.run is not None else None,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            last_heartbeat_at=run.last_beat_at,
+            last_progress_at=run.last_progress_at,
+            progress=dict(run.progress),
+            phase=run.phase,
+            message=job.waiting if job.state == JobState.PENDING and job.waiting else run.message,
+            blocker=run.blocker,
+            exit_code=run.exit_code,
+            signal=run.signal,
+            error=job.error or run.error,
+            stall_deadline=deadline,
+            proofs=list(run.proofs),
+            run_dir=str(run.run_dir),
+        )
+    return JobStatus.model_construct(**fields)
 
 
 def _next_start(job: JobRuntime) -> datetime | None:

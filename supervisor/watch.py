@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 _INTERESTING = frozenset({HEARTBEAT_FILE, STDOUT, STDERR})
 DEBOUNCE_MS = 200
-STEP_MS = 10
+STEP_MS = 50
 
 
 def _only_reports(_change: Change, path: str) -> bool:

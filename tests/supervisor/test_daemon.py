@@ -357,3 +357,30 @@ async def test_shutdown_during_a_slow_verifier_kills_it_and_records_why(tmp_path
     took = (datetime.now(run.started_at.tzinfo) - t0).total_seconds()
     assert took < 10, f"shutdown waited {took:.1f}s for the verifier"
     assert run.state == S.STOPPED and "stopped while verifying proofs" in run.error
+
+
+CHATTY = """
+import sys
+from workers.sdk import Run
+run = Run.from_env()
+run.beat({"i": 1}, force=True)
+import time
+time.sleep(0.6)  # past the first rescans, which check every run's logs once
+sys.stdout.write("x" * 5000 + "\\n")
+sys.stdout.flush()
+run.beat({"i": 2}, force=True)
+time.sleep(60)
+"""
+
+
+async def test_a_running_job_whose_output_grows_past_log_max_bytes_is_rotated(tmp_path):
+    async with running(tmp_path, job(tmp_path, "chatty", CHATTY, kind="service"),
+                       supervisor='log_max_bytes = "1KB"\n') as d:
+        await reach(d, "chatty", S.RUNNING)
+        run = d.jobs["chatty"].run
+        await d.wait_until(lambda: run.progress.get("i") == 2.0, 5)
+        # the watcher saw stdout grow; the next rescan (200 ms here) rotates it, well before
+        # the every-12th-rescan check of all logs
+        await d.wait_until(lambda: run.rotated_bytes > 0, 1.5)
+        assert run.stdout_path.stat().st_size <= 1024
+        assert (run.run_dir / "stdout.log.1").exists()
