@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, Column, Table, event, insert
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, desc, select
 
 import status.outbox  # noqa: F401  (registers the table)
@@ -83,12 +83,15 @@ class AlertRow(SQLModel, table=True):
     acknowledged_at: datetime | None = None
 
 
+RowData = dict[str, Any]  # a row's columns, as the daemon hands them over (cheap to build)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Changes to apply in one transaction."""
 
-    runs: Sequence[RunRow] = ()
-    events: Sequence[EventRow] = ()
+    runs: Sequence[RunRow | RowData] = ()
+    events: Sequence[EventRow | RowData] = ()
     alerts: Sequence[AlertRow] = ()
 
 
@@ -123,12 +126,19 @@ class History:
         self.engine.dispose()
 
     def apply(self, batch: Batch) -> None:
-        """Write runs (upsert), events (append) and alerts (upsert) in one transaction."""
+        """Write runs (upsert), events (append) and alerts (upsert) in one transaction.
+        Runs and events go in as bulk statements: no ORM object per row on the hot path."""
         with Session(self.engine, expire_on_commit=False) as s:
-            for run in batch.runs:
-                s.merge(run)
-            for ev in batch.events:
-                s.add(ev)
+            conn = s.connection()
+            runs = [_columns(RunRow, r) for r in batch.runs]
+            for i in range(0, len(runs), _CHUNK):
+                _upsert(conn, RunRow.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
+            if batch.events:
+                events = [_columns(EventRow, e) for e in batch.events]
+                for e in events:
+                    if e.get("id") is None:
+                        e.pop("id", None)  # assigned by the database
+                conn.execute(insert(EventRow.__table__), events)  # type: ignore[arg-type]
             for alert in batch.alerts:
                 s.merge(alert)
             s.commit()
@@ -174,6 +184,46 @@ class History:
             r.last_seen = _utc(r.last_seen)  # type: ignore[assignment]
             r.resolved_at = _utc(r.resolved_at)
         return rows
+
+
+_CHUNK = 500  # rows per multi-row upsert (SQLite binds at most 32,766 parameters)
+
+
+def _columns(model: type[SQLModel], row: SQLModel | RowData) -> RowData:
+    """All of a row's columns; a dict's missing ones get the model's defaults."""
+    if not isinstance(row, dict):
+        return row.model_dump()
+    fields = model.model_fields
+    unknown = set(row) - set(fields)
+    if unknown:
+        raise ValueError(f"{model.__tablename__}: unknown columns {sorted(unknown)}")
+    out = {name: f.get_default(call_default_factory=True) for name, f in fields.items()
+           if name not in row and not f.is_required()}
+    out.update(row)
+    return out
+
+
+def _upsert(conn: Connection, table: Table, key: str, rows: list[RowData]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; merge otherwise."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    else:
+        for row in rows:
+            if conn.execute(table.update().where(table.c[key] == row[key]).values(**row)).rowcount == 0:
+                conn.execute(table.insert().values(**row))
+        return
+    groups: dict[tuple[str, ...], list[RowData]] = {}
+    for row in rows:  # a multi-row VALUES needs the same columns in every row
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for names, group in groups.items():
+        stmt = dialect_insert(table).values(group)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[key], set_={name: stmt.excluded[name] for name in names if name != key}))
 
 
 def _fix_run(row: RunRow) -> RunRow:

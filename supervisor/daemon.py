@@ -31,7 +31,7 @@ from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
-from status.history import EventRow, History, RunRow, latest_by_job
+from status.history import History, RowData, RunRow, latest_by_job
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
 from supervisor import details, intake, procinfo
 from supervisor.hostwatch import HostWatch
@@ -91,6 +91,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.jobs = {name: JobRuntime(name, js) for name, js in config.jobs.items()}
         self.started_at = self.clock.now()
+        self.hostname = socket.gethostname()
         self.recent: deque[RunSummary] = deque(maxlen=config.supervisor.recent_runs)
         self.shutdown_reason: str | None = None
         self.ready = anyio.Event()
@@ -918,19 +919,19 @@ class Daemon:
 
     def _event(self, job: str | None, run_id: str | None, kind: str, reason: str,
                old: JobState | None = None, new: JobState | None = None) -> None:
-        self.recorder.event(EventRow(ts=self.clock.now(), job=job or "", run_id=run_id, kind=kind,
-                                     from_state=old.value if old else None,
-                                     to_state=new.value if new else None, reason=reason))
+        self.recorder.event({"ts": self.clock.now(), "job": job or "", "run_id": run_id, "kind": kind,
+                             "from_state": old.value if old else None,
+                             "to_state": new.value if new else None, "reason": reason})
 
-    def _run_row(self, run: RunState) -> RunRow:
-        return RunRow(
-            run_id=run.run_id, job=run.job, host=socket.gethostname(), state=run.state.value,
-            started_at=run.started_at, ended_at=run.ended_at, pid=run.pid, exit_code=run.exit_code,
-            signal=run.signal, error=run.error, run_dir=str(run.run_dir), phase=run.phase,
-            message=run.message, progress=dict(run.progress),
-            proofs=[p.model_dump(mode="json") for p in run.proofs],
-            last_heartbeat_at=run.last_beat_at, last_progress_at=run.last_progress_at,
-        )
+    def _run_row(self, run: RunState) -> RowData:
+        return {
+            "run_id": run.run_id, "job": run.job, "host": self.hostname, "state": run.state.value,
+            "started_at": run.started_at, "ended_at": run.ended_at, "pid": run.pid,
+            "exit_code": run.exit_code, "signal": run.signal, "error": run.error,
+            "run_dir": str(run.run_dir), "phase": run.phase, "message": run.message,
+            "progress": dict(run.progress), "proofs": [p.model_dump(mode="json") for p in run.proofs],
+            "last_heartbeat_at": run.last_beat_at, "last_progress_at": run.last_progress_at,
+        }
 
     def document(self) -> StatusDocument:
         """The current status.json document."""
@@ -938,7 +939,7 @@ class Daemon:
         return build_document(
             now=self.clock.now(),
             supervisor=SupervisorStatus(pid=os.getpid(), version=VERSION, started_at=self.started_at,
-                                        config=str(cfg.path), host=socket.gethostname(),
+                                        config=str(cfg.path), host=self.hostname,
                                         socket=str(cfg.socket_path)),
             jobs=self.jobs.values(),
             alerts=self.alerts.statuses(),

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 import anyio
 import anyio.to_thread
 
-from status.history import AlertRow, Batch, EventRow, History, RunRow
+from status.history import AlertRow, Batch, EventRow, History, RowData, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ class Recorder:
     def __init__(self, history: History, alerts_log: Path) -> None:
         self.history = history
         self.alerts_log = alerts_log
-        self._runs: dict[str, RunRow] = {}
-        self._events: list[EventRow] = []
+        self._runs: dict[str, RunRow | RowData] = {}
+        self._events: list[EventRow | RowData] = []
         self._alerts: dict[str, AlertRow] = {}
         self._lines: list[str] = []
         self._calls: list[Callable[[Engine], object]] = []
@@ -38,13 +38,14 @@ class Recorder:
         self._written = anyio.Event()
         self._busy = False
 
-    def run(self, row: RunRow) -> None:
-        """Upsert a run row. Rows handed over here must not be changed afterwards."""
-        self._runs[row.run_id] = row
+    def run(self, row: RunRow | RowData) -> None:
+        """Upsert a run row (a RunRow or its columns as a dict, the cheap form). Rows handed
+        over here must not be changed afterwards."""
+        self._runs[row["run_id"] if isinstance(row, dict) else row.run_id] = row
         self._pending.set()
 
-    def event(self, row: EventRow) -> None:
-        """Append an event."""
+    def event(self, row: EventRow | RowData) -> None:
+        """Append an event (an EventRow or its columns as a dict)."""
         self._events.append(row)
         self._pending.set()
 
@@ -116,7 +117,7 @@ class Recorder:
 
     def _requeue(self, batch: Batch, lines: list[str]) -> None:
         for r in batch.runs:
-            self._runs.setdefault(r.run_id, r)
+            self._runs.setdefault(r["run_id"] if isinstance(r, dict) else r.run_id, r)
         self._events[:0] = list(batch.events)
         for a in batch.alerts:
             self._alerts.setdefault(a.id, a)

@@ -178,3 +178,21 @@ def test_history_database_is_in_wal_mode(history: History, db: Path) -> None:
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         con.close()
+
+
+def test_history_apply_takes_rows_as_plain_dicts_and_upserts_them_in_bulk(history: History) -> None:
+    first = {"run_id": "r1", "job": "a", "state": "STARTING", "started_at": T0, "progress": {}}
+    history.apply(Batch(runs=[first], events=[{"ts": T0, "job": "a", "run_id": "r1", "kind": "transition",
+                                                "to_state": "STARTING", "reason": "boot"}]))
+    history.apply(Batch(runs=[{**first, "state": "RUNNING", "progress": {"ticks": 3.0}},
+                              {"run_id": "r2", "job": "b", "state": "STARTING", "started_at": T0}]))
+    r1, r2 = history.run("r1"), history.run("r2")
+    assert r1 is not None and r1.state == "RUNNING" and r1.progress == {"ticks": 3.0}
+    assert r2 is not None and r2.job == "b" and r2.proofs == []  # columns left out get their defaults
+    [event] = history.events(job="a")
+    assert event.id is not None and event.reason == "boot"
+
+
+def test_history_apply_names_an_unknown_column(history: History) -> None:
+    with pytest.raises(ValueError, match=r"runs: unknown columns \['colour'\]"):
+        history.apply(Batch(runs=[{"run_id": "r1", "job": "a", "state": "X", "started_at": T0, "colour": 1}]))
