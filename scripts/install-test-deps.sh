@@ -2,7 +2,9 @@
 # Installs the Debian packages the test suite needs (none are missing => does nothing).
 # Later workers add theirs (chromium, tesseract-ocr, postgresql) to PACKAGES.
 set -euo pipefail
-PACKAGES=()
+# chromium: the dashboard tests drive Debian's headless Chromium over the DevTools protocol
+# (tests/supervisor/test_dashboard.py); fonts-dejavu-core gives its screenshots readable text.
+PACKAGES=(chromium fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -58,7 +58,7 @@ class EventRow(SQLModel, table=True):
     ts: datetime = Field(index=True)
     job: str = Field(index=True)
     run_id: str | None = Field(default=None, index=True)
-    kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor
+    kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor | proof
     from_state: str | None = None
     to_state: str | None = None
     reason: str = ""

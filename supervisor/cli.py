@@ -68,15 +68,27 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, log_level: str = "info") -> None:
 
     from supervisor.daemon import Daemon
 
+    from supervisor.api import ApiStartError
+
     cfg = _load(config)
     _setup_logging(log_level, cfg.state_dir / "proofwatch.log")
     daemon = Daemon(cfg)
     try:
         anyio.run(daemon.run)
-    except ControlError as exc:
+    except (ControlError, ApiStartError) as exc:
         fail(str(exc))
+    except ExceptionGroup as group:  # refused while starting, inside the daemon's task group
+        refused = group.subgroup((ControlError, ApiStartError))
+        if refused is None:
+            raise
+        fail(str(_first_leaf(refused)))
     reason = daemon.shutdown_reason or ""
     raise typer.Exit(130 if "SIGINT" in reason else 143 if "SIGTERM" in reason else 0)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _daemon_up(cfg: Config) -> bool:
@@ -392,14 +404,30 @@ def beat(
     unblock: Annotated[bool, typer.Option(help="Clear a blocker reported earlier.")] = False,
     proof: Annotated[list[str], typer.Option(help="Declare an extra proof: PATH or KIND:PATH, e.g. png:shot.png (repeatable).")] = [],  # noqa: B006
     file: Annotated[Optional[Path], typer.Option(envvar="PROOFWATCH_HEARTBEAT", help="Heartbeat file.")] = None,
+    url: Annotated[Optional[str], typer.Option(
+        envvar="PROOFWATCH_URL", help="Send to the daemon at this URL (a job on another machine), "
+                                      "e.g. http://10.0.0.5:8765.")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        envvar="PROOFWATCH_HEARTBEAT_TOKEN", help="With --url: the job's heartbeat_token "
+                                                  "(better from the environment than the command line).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(
+        "--run", envvar="PROOFWATCH_RUN_ID", help="With --url: the run this heartbeat is for.")] = None,
 ) -> None:
-    """Send a heartbeat from a shell script (merges counters with the previous heartbeat)."""
-    from supervisor.beatcmd import BeatError, send_beat
+    """Send a heartbeat from a shell script (merges counters with the previous heartbeat):
+    into the run's heartbeat file, or with --url to a daemon on another machine."""
+    from supervisor.beatcmd import BeatError, send_beat, send_remote_beat
 
     try:
-        send_beat(file, progress, phase=phase, message=message, blocked=blocked, unblock=unblock, proofs=proof)
+        if url is None:
+            send_beat(file, progress, phase=phase, message=message, blocked=blocked, unblock=unblock,
+                      proofs=proof)
+            return
+        reply = send_remote_beat(url, token, run_id, progress, phase=phase, message=message,
+                                 blocked=blocked, unblock=unblock, proofs=proof)
     except BeatError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), exc.exit_code)
+    out.print(f"{reply['job']} run {reply['run_id']}: seq {reply['seq']}, {reply['state']}"
+              + (", progress" if reply.get("progressed") else ""), highlight=False)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import ipaddress
 import json
 import re
 import shlex
@@ -24,16 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from croniter import croniter  # type: ignore[import-untyped]
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict,
-                      ValidationError, ValidatorFunctionWrapHandler, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
+                      Strict, ValidationError, ValidatorFunctionWrapHandler, model_validator)
 from pydantic_core import InitErrorDetails
 
 from supervisor.durations import not_a_duration, parse_duration
 
 __all__ = [
-    "AlertSink", "AlertsSettings", "CheckFinding", "Config", "ConfigError", "ConfigProblem",
-    "EnvError", "HealthSettings", "JobSettings", "ProofSpec", "Seconds", "SupervisorSettings",
-    "check_config", "expand_env", "load_config", "resolve_command",
+    "AlertSink", "AlertsSettings", "ApiSettings", "CheckFinding", "Config", "ConfigError",
+    "ConfigProblem", "EnvError", "HealthSettings", "JobSettings", "ProofSpec", "Seconds",
+    "SupervisorSettings", "check_config", "expand_env", "is_loopback", "load_config",
+    "resolve_command",
 ]
 
 _Loc = tuple[str | int, ...]
@@ -355,6 +357,15 @@ class ProofSpec(_Model):
         return self.path or ""
 
 
+def _to_token(value: object) -> object:
+    if isinstance(value, (str, SecretStr)):
+        return value
+    raise ValueError(f'expected a string (a literal, or "${{VAR}}" read from the environment), got {_show(value)}')
+
+
+_Token = Annotated[SecretStr, BeforeValidator(_to_token)]  # "${VAR}" expands when used
+
+
 class JobSettings(_Model):
     kind: Literal["service", "task"] = "task"
     command: Annotated[list[str], BeforeValidator(_to_command)]
@@ -371,6 +382,7 @@ class JobSettings(_Model):
     expected_load: list[str] = []
     max_runtime: Seconds | None = None
     min_runtime: Seconds | None = None
+    prove_every: Seconds | None = None  # also verify the proofs this often while a run is live
     stop_grace: Seconds = parse_duration("10s")
     stable_after: Seconds = parse_duration("60s")
     max_restarts: _Int = Field(default=10, ge=0)
@@ -381,6 +393,7 @@ class JobSettings(_Model):
     no_restart_exit_codes: list[_Int] = []
     proofs: list[ProofSpec] = []
     description: str = ""
+    heartbeat_token: _Token | None = None  # remote heartbeats over HTTP must carry it
 
     @property
     def starts_at_boot(self) -> bool:
@@ -541,6 +554,73 @@ class AlertsSettings(_Model):
         return self
 
 
+def _split_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8765' -> ('127.0.0.1', 8765); '[::1]:8765' -> ('::1', 8765)."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
+    hint = '(use HOST:PORT with an IP address, e.g. "127.0.0.1:8765" or "[::1]:8765")'
+    if match is None:
+        raise ValueError(f"{_show(text)} is not an address {hint}")
+    host, port = (match[1], match[2]) if match[1] is not None else (match[3], match[4])
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{_show(text)}: {host!r} is not an IP address {hint}") from None
+    if int(port) > 65535:
+        raise ValueError(f"{_show(text)}: port {port} is above 65535")
+    return host, int(port)
+
+
+def _check_listen(text: str) -> str:
+    _split_listen(text)
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an IP address or "localhost") is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+class ApiSettings(_Model):
+    """`[api]`: the HTTP API, dashboard and /metrics. Always served on the daemon's Unix socket
+    (owner-only); also on TCP when `listen` (or `port`, meaning 127.0.0.1:PORT) is set. Over
+    TCP, `token` is required by every write and, when set, by every read; a non-loopback
+    address needs it. Changing `listen` takes a daemon restart; tokens follow a reload."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+    port: _Int | None = Field(default=None, ge=0, le=65535)
+    token: _Token | None = None
+    allowed_hosts: list[str] = []  # Host names accepted over TCP besides the address itself
+
+    @model_validator(mode="after")
+    def _check_exposure(self) -> ApiSettings:
+        if self.listen is not None and self.port is not None:
+            raise _field_errors(type(self).__name__, [(("port",), 'give listen or port, not both '
+                                                      '(port = 8765 means listen = "127.0.0.1:8765")')])
+        address = self.address
+        if address is not None and not is_loopback(address[0]) and self.token is None:
+            raise _field_errors(type(self).__name__, [(("listen",), (
+                f"{_show(self.listen)} is not a loopback address: set api.token as well "
+                '(e.g. token = "${PROOFWATCH_API_TOKEN}"); every request over TCP then needs it'))])
+        return self
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to serve on over TCP, or None for the Unix socket alone."""
+        if self.listen is not None:
+            return _split_listen(self.listen)
+        if self.port is not None:
+            return "127.0.0.1", self.port
+        return None
+
+
 def _dotted(loc: _Loc) -> str:
     parts = [f"[{p}]" if isinstance(p, int) else p if re.fullmatch(r"[A-Za-z0-9_-]+", p)
              else json.dumps(p) for p in loc]
@@ -560,7 +640,7 @@ class Config(_Model):
     health: HealthSettings = Field(default_factory=HealthSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     jobs: dict[str, JobSettings] = {}
-    api: dict[str, Any] = {}
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _check_job_graph(self) -> Config:

@@ -1,48 +1,50 @@
-"""The control channel: one JSON request per line over a Unix socket that only the owner can
-use (state_dir is 0700 and the socket 0600)."""
+"""The control channel: the HTTP API (supervisor.api) on the daemon's Unix socket, which only
+the owner can use (state_dir is 0700 and the socket 0600), and the CLI's client for it
+(httpx over the Unix socket, so the CLI needs no token).
+
+    serve_control(daemon)   started by the daemon in its task group; reports the ApiServer
+    check_not_running(path) refuses a second daemon on the same state_dir
+    request(path, cmd, ...) one operator command, as the CLI sends it
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import anyio
-from anyio.abc import SocketStream, TaskStatus
+from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+    from supervisor.api import ApiServer
     from supervisor.daemon import Daemon
 
-log = logging.getLogger(__name__)
-MAX_REQUEST = 65536
+__all__ = ["ApiServer", "ControlError", "check_not_running", "command_route", "request", "serve_control"]
+
+_BASE = "http://proofwatch"  # any host: the transport goes to the socket
 
 
 class ControlError(Exception):
-    """Raised when the daemon cannot be reached or refuses a request."""
+    """Raised when the daemon cannot be reached, or another daemon already serves its state_dir."""
 
 
-async def serve_control(daemon: Daemon, *, task_status: TaskStatus[None]) -> None:
-    """Serve control requests until cancelled."""
-    path = daemon.config.socket_path
-    check_not_running(path)
-    old = os.umask(0o177)
-    try:
-        listener = await anyio.create_unix_listener(path)
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    task_status.started()
-    try:
-        async with listener:
-            await listener.serve(lambda s: _handle(daemon, s))
-    finally:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+async def serve_control(daemon: Daemon, *, task_status: TaskStatus[ApiServer]) -> None:
+    """Serve the API until cancelled (reports the ApiServer once it listens)."""
+    from supervisor.api import ApiServer
+
+    check_not_running(daemon.config.socket_path)
+    await ApiServer(daemon).serve(task_status=task_status)
+
+
+def __getattr__(name: str) -> Any:
+    """`ApiServer` is imported when first asked for (PEP 562): the CLI's commands import this
+    module for `request` alone, and need neither starlette nor uvicorn."""
+    if name == "ApiServer":
+        from supervisor.api import ApiServer
+
+        return ApiServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_not_running(path: Path) -> None:
@@ -60,57 +62,60 @@ def check_not_running(path: Path) -> None:
     raise ControlError(f"{path}: another proofwatch daemon is already serving this state_dir")
 
 
-async def _handle(daemon: Daemon, stream: SocketStream) -> None:
-    async with stream:
-        buf = b""
-        with anyio.move_on_after(10):
-            while b"\n" not in buf and len(buf) < MAX_REQUEST:
-                try:
-                    chunk = await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    return
-                buf += chunk
-        try:
-            req = json.loads(buf.split(b"\n", 1)[0])
-            reply = await daemon.control_async(str(req["cmd"]), req.get("arg"), req.get("extra") or {})
-        except (ValueError, KeyError, TypeError) as exc:
-            reply = {"ok": False, "error": f"bad request: {exc}"}
-        except Exception as exc:
-            log.exception("control request failed")
-            reply = {"ok": False, "error": f"internal error: {exc}"}
-        try:
-            await stream.send((json.dumps(reply, default=str) + "\n").encode())
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+def command_route(cmd: str, arg: str | None, extra: dict[str, Any] | None = None) -> tuple[str, str, Any]:
+    """(method, path, JSON body) of an operator command: start/stop/restart JOB, ack KEY,
+    reload, silence TARGET (extra: duration, reason), unsilence TARGET, ping."""
+    extra = extra or {}
+    if cmd in ("start", "stop", "restart"):
+        return "POST", f"/api/jobs/{quote(arg or '', safe='')}/{cmd}", None
+    if cmd == "ack":
+        return "POST", f"/api/alerts/{quote(arg or '', safe='')}/ack", None
+    if cmd == "reload":
+        return "POST", "/api/reload", None
+    if cmd == "silence":
+        return "POST", "/api/silence", {"target": arg or "", "duration": str(extra.get("duration", "")),
+                                        "reason": str(extra.get("reason", ""))}
+    if cmd == "unsilence":
+        return "POST", "/api/unsilence", {"target": arg or ""}
+    if cmd == "ping":
+        return "GET", "/healthz", None
+    raise ValueError(f"unknown command {cmd!r}")
 
 
 def request(
     path: Path, cmd: str, arg: str | None = None, timeout: float = 10.0, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Send one request to the daemon (blocking; for the CLI)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    """Send one command to the daemon over its socket (blocking; for the CLI). Returns the
+    answer: `{"ok": true, "message": ...}` or `{"ok": false, "error": ...}`."""
+    import httpx
+
+    method, url, body = command_route(cmd, arg, extra)
+    if not path.exists():  # the usual case when the daemon is down: say so without a connect
+        raise ControlError(f"the daemon is not running (no one listens on {path})")
+    transport = httpx.HTTPTransport(uds=str(path))
     try:
-        sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        sock.close()
-        raise ControlError(f"the daemon is not running (no one listens on {path})") from None
-    except PermissionError:
-        sock.close()
-        raise ControlError(f"{path}: permission denied (the socket belongs to another user)") from None
-    try:
-        sock.sendall((json.dumps({"cmd": cmd, "arg": arg, "extra": extra or {}}) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except socket.timeout:
+        with httpx.Client(transport=transport, base_url=_BASE, timeout=timeout) as client:
+            response = client.request(method, url, json=body)
+    except httpx.TimeoutException:
         raise ControlError(f"the daemon did not answer within {timeout:g}s") from None
-    finally:
-        sock.close()
-    if not data:
-        raise ControlError("the daemon closed the connection without answering")
-    reply: dict[str, Any] = json.loads(data)
+    except httpx.TransportError as exc:
+        raise _unreachable(path, exc) from None
+    try:
+        reply: Any = response.json()
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or "ok" not in reply:
+        raise ControlError(f"the daemon answered {response.status_code} without a proper body "
+                           f"({response.text[:200]!r})")
     return reply
+
+
+def _unreachable(path: Path, exc: BaseException) -> ControlError:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, PermissionError):
+            return ControlError(f"{path}: permission denied (the socket belongs to another user)")
+        if isinstance(cause, (FileNotFoundError, ConnectionRefusedError)):
+            return ControlError(f"the daemon is not running (no one listens on {path})")
+        cause = cause.__cause__ or cause.__context__
+    return ControlError(f"cannot reach the daemon on {path}: {exc}")

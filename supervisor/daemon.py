@@ -38,7 +38,7 @@ from supervisor.hostwatch import HostWatch
 from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, expand_env, load_config, resolve_command
-from supervisor.control import check_not_running, serve_control
+from supervisor.control import ApiServer, check_not_running, serve_control
 from supervisor.durations import format_duration, parse_duration
 from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
@@ -63,6 +63,7 @@ from workers.protocol import (
 
 log = logging.getLogger(__name__)
 _ROTATE_ALL_EVERY = 12  # rescans between log-size checks of every run, grown or not
+LIVE_PROOF_STATES = (JobState.RUNNING, JobState.STALLED, JobState.BLOCKED)
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
@@ -111,6 +112,8 @@ class Daemon:
         self.status: StatusWriter
         self.hostwatch: HostWatch | None = None
         self.notifier: NotifyLoop | None = None
+        self.api: ApiServer | None = None
+        self.changes = 0  # notify_change() calls so far (the API's event streams compare it)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class Daemon:
             tg.start_soon(self.status.serve)
             if handle_signals:
                 tg.start_soon(self._signals)
-            await tg.start(serve_control, self)
+            self.api = await tg.start(serve_control, self)
             tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
             tg.start_soon(self._rescan_loop)
             tg.start_soon(self.hostwatch.serve)
@@ -171,6 +174,7 @@ class Daemon:
 
     def notify_change(self) -> None:
         """Wake whoever waits in `wait_until` (state, heartbeat, alert or delivery changes)."""
+        self.changes += 1
         self._changed.set()
         self._changed = anyio.Event()
 
@@ -321,6 +325,8 @@ class Daemon:
                 times.append(stall_deadline(run.last_progress_at, js.stall_after))
             if js.max_runtime:
                 times.append(run.started_at + timedelta(seconds=js.max_runtime))
+            if js.prove_every and not run.proving and run.state in LIVE_PROOF_STATES:
+                times.append(self._next_proof_at(run, js.prove_every))
         elif not self.shutdown_reason and not job.held:
             times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
             if job.leftover is not None:  # poll briefly until the old group is gone
@@ -425,6 +431,51 @@ class Daemon:
             self._ingest(job, run, now)  # a heartbeat may be in flight: read the file itself
             if run.state == JobState.RUNNING and is_stalled(run.last_progress_at, js.stall_after, now):
                 self._to_stalled(job, run, now)
+        if (js.prove_every and not run.proving and run.state in LIVE_PROOF_STATES
+                and now >= self._next_proof_at(run, js.prove_every)):
+            run.proving = True
+            assert self._tg is not None
+            self._tg.start_soon(self._prove_live, job, run)
+
+    @staticmethod
+    def _next_proof_at(run: RunState, every: float) -> datetime:
+        return run.next_proof_at or run.started_at + timedelta(seconds=every)
+
+    async def _prove_live(self, job: JobRuntime, run: RunState) -> None:
+        """prove_every: verify a live run's proofs (a service's manifest, say) without ending
+        it; a failure raises `unproven`, a later success resolves it."""
+        js = job.settings
+        try:
+            proofs = await anyio.to_thread.run_sync(
+                partial(verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir,
+                        run.started_at, config_dir=self.config.base_dir))
+        except Exception as exc:
+            log.exception("job=%s run=%s live proof verification crashed", job.name, run.run_id)
+            proofs, crashed = [], f"verification crashed: {exc}"
+        else:
+            crashed = None
+        finally:
+            run.proving = False
+        now = self.clock.now()
+        run.next_proof_at = now + timedelta(seconds=js.prove_every or 0)
+        if job.run is not run or run.exited:
+            return  # the run ended meanwhile; its end verifies again
+        run.proofs = proofs
+        problem = crashed or (failure_summary(proofs) or "").removeprefix("unproven: ")
+        self.recorder.run(self._run_row(run))
+        if problem:
+            failed = [p for p in proofs if not p.ok]
+            first = f"{failed[0].path}: {failed[0].detail.splitlines()[0]}" if failed else problem
+            self._event(job.name, run.run_id, "proof", f"live proofs failed: {problem}")
+            self.alerts.fire(job.name, "unproven", severity=Severity.CRITICAL, run_id=run.run_id, now=now,
+                             title=f"{job.name}: running but unproven — {first}",
+                             detail="\n".join([f"run {run.run_id} in {run.run_dir}", problem,
+                                               *(f"{p.path}: {p.detail}" for p in failed)]))
+        else:
+            self.alerts.resolve(f"{job.name}:unproven", now, f"{len(proofs)} proofs verified while running")
+        self.status.changed()
+        self.notify_change()
+        self.wake()
 
     def _to_silent(self, job: JobRuntime, run: RunState, now: datetime) -> None:
         grace = job.settings.startup_grace
@@ -894,6 +945,20 @@ class Daemon:
             run = self._start(job, now, "restarted by the operator")
             return {"ok": run is not None, "message": f"{job.name} started", "run_id": run and run.run_id}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def ingest_remote(self, job: JobRuntime, error: str | None = None) -> None:
+        """A remote heartbeat, already written to the run's heartbeat file by the API: read it
+        now through the same intake as a local one. With `error` (it was malformed), record it
+        like a malformed heartbeat file (once per distinct error)."""
+        run = job.run
+        if run is None:
+            return
+        if error is None:
+            self._ingest(job, run, self.clock.now())
+        elif error not in run.heartbeat_errors:
+            run.heartbeat_errors.add(error)
+            self._event(job.name, run.run_id, "heartbeat_error", error)
+            log.warning("job=%s run=%s %s", job.name, run.run_id, error)
 
     # ---- recording -----------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ class RunState:
     child: Child | None = None
     pid: int | None = None
     first_beat_at: datetime | None = None
+    next_proof_at: datetime | None = None  # prove_every: when the live proofs are next checked
+    proving: bool = False  # a live proof check is in flight
     last_beat_at: datetime | None = None
     last_progress_at: datetime | None = None
     hb_seq: int = -1

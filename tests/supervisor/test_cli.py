@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -425,3 +426,64 @@ def test_sigterm_stops_the_jobs_and_exits_143(tmp_path: Path) -> None:
     result = daemon.pw("status")
     assert result.returncode == 0, result.stderr
     assert "daemon NOT running" in result.stdout.splitlines()[0]
+
+
+# --- control over the API on the Unix socket -------------------------------------------------
+
+@pytest.mark.slow
+def test_reload_silence_and_unsilence_go_through_the_daemons_api(daemon: RunningDaemon) -> None:
+    reloaded = daemon.pw("reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.strip() == "config reloaded: no job changed"
+
+    muted = daemon.pw("silence", "svc", "2h", "-r", "maintenance")
+    assert muted.returncode == 0, muted.stderr
+    assert muted.stdout.startswith("notifications for svc muted until ")
+    wait_for("the silence in status.json",
+             lambda: [s["target"] for s in daemon.status()["notify"]["silences"]] == ["svc"])
+
+    lifted = daemon.pw("unsilence", "svc")
+    assert lifted.returncode == 0, lifted.stderr
+    assert lifted.stdout.strip() == "notifications for svc resumed"
+    again = daemon.pw("unsilence", "svc")
+    assert again.returncode == 1 and "no active silence for 'svc'" in again.stderr
+    nobody = daemon.pw("silence", "nosuch", "1h")
+    assert nobody.returncode == 1 and "'nosuch' is neither a job" in nobody.stderr
+    no_traceback(nobody)
+
+
+def test_control_commands_without_a_daemon_say_it_is_not_running(tmp_path: Path) -> None:
+    write(tmp_path / "config.toml", HEADER + '\n[jobs.x]\ncommand = ["true"]\n')
+
+    result = pw("stop", "x", "--config", "config.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: the daemon is not running (no one listens on "
+                                     f"{tmp_path / 'var' / 'proofwatch.sock'})")
+
+
+def test_run_refuses_an_api_address_already_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        write(tmp_path / "config.toml", HEADER + f'\n[api]\nlisten = "127.0.0.1:{port}"\n'
+                                                 '\n[jobs.x]\ncommand = ["true"]\n')
+
+        result = pw("run", "--config", "config.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert f"error: api.listen 127.0.0.1:{port}: cannot listen there (address already in use)" in result.stderr
+    no_traceback(result)
+    assert not (tmp_path / "var" / "proofwatch.sock").exists()
+
+
+def test_run_refuses_an_api_token_from_an_unset_variable(tmp_path: Path) -> None:
+    write(tmp_path / "config.toml", HEADER + '\n[api]\nlisten = "127.0.0.1:0"\n'
+                                             'token = "${PW_TEST_UNSET_TOKEN}"\n\n[jobs.x]\ncommand = ["true"]\n')
+
+    result = pw("run", "--config", "config.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "api.token: ${PW_TEST_UNSET_TOKEN} is not set in the daemon's environment" in result.stderr
+    no_traceback(result)

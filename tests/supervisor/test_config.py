@@ -327,7 +327,7 @@ def test_full_config_loads_with_defaults_merged_under_jobs(tmp_path: Path) -> No
     assert config.health.interval == 30.0
     assert config.health.mounts == ["/", "/data"]
     assert config.alerts.sinks[0].kind == "webhook"
-    assert config.api == {"port": 8765}
+    assert config.api.address == ("127.0.0.1", 8765)
     assert config.supervisor.log_max_bytes == 512 * 1024
 
 

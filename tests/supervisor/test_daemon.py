@@ -384,3 +384,38 @@ async def test_a_running_job_whose_output_grows_past_log_max_bytes_is_rotated(tm
         await d.wait_until(lambda: run.rotated_bytes > 0, 1.5)
         assert run.stdout_path.stat().st_size <= 1024
         assert (run.run_dir / "stdout.log.1").exists()
+
+
+PROVES_WHEN_TOLD = """
+import os, sys, time
+from pathlib import Path
+from workers.sdk import Run
+run = Run.from_env()
+go = Path(sys.argv[1])
+i = 0
+while True:
+    i += 1
+    run.beat({"i": i})
+    if go.exists():
+        (Path(os.environ["PROOFWATCH_DATA_DIR"]) / "manifest.json").write_text('{"count": 3}')
+    time.sleep(0.05)
+"""
+
+
+async def test_prove_every_verifies_a_live_service_and_alerts_until_its_proof_holds(tmp_path):
+    go = tmp_path / "go"
+    table = job(tmp_path, "feed", PROVES_WHEN_TOLD, f', "{go}"', kind="service", prove_every="300ms")
+    table += '[[jobs.feed.proofs]]\npath = "data:manifest.json"\nkind = "json"\nrequired_keys = ["count"]\n'
+    async with running(tmp_path, table) as d:
+        await reach(d, "feed", S.RUNNING)
+        await d.wait_until(lambda: "feed:unproven" in d.alerts.active, 5)
+        alert = d.alerts.active["feed:unproven"]
+        assert alert.title.startswith("feed: running but unproven — data:manifest.json")
+        assert d.jobs["feed"].state == S.RUNNING  # a live check never ends the run
+        go.touch()
+        await d.wait_until(lambda: "feed:unproven" not in d.alerts.active, 5)
+        run = d.jobs["feed"].run
+        assert run is not None and run.proofs and all(p.ok for p in run.proofs)
+        assert d.jobs["feed"].state == S.RUNNING
+    rows = History(tmp_path / "var" / "history.db").events(job="feed")
+    assert any(e.kind == "proof" and "live proofs failed" in e.reason for e in rows)

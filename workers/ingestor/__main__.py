@@ -75,6 +75,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--candle-grace", type=float, default=d["candle_grace"].default,
                    help="seconds to wait for a bar's confirmation before asking REST "
                         "(default %(default)s)")
+    p.add_argument("--history-minutes", type=int, default=d["history_minutes"].default,
+                   help="on a first run (empty store), also fetch this many minutes of 1m candles "
+                        "before the first live bar over REST (default %(default)s)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p.parse_args(argv)
@@ -90,7 +93,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         pong_timeout=args.pong_timeout, connect_interval=args.connect_interval,
         max_backoff=args.max_backoff, rest_rate=args.rest_rate,
         compact_fanout=args.compact_fanout, max_file_rows=args.max_file_rows,
-        dedup_window=args.dedup_window, candle_grace=args.candle_grace)
+        dedup_window=args.dedup_window, candle_grace=args.candle_grace,
+        history_minutes=args.history_minutes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ class Settings:
     dedup_window: int = 20_000
     candle_grace: float = 3.0
     max_backfill_bars: int = 7 * 1440
+    history_minutes: int = 0  # first run only: 1m bars of history to fetch over REST
     ban_block_after: float = 300.0
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class Settings:
             raise ConfigError(f"--instruments: duplicates in {','.join(self.instruments)}")
         checks = [
             ("--flush-rows", self.flush_rows >= 1, "must be >= 1"),
+            ("--history-minutes", 0 <= self.history_minutes <= self.max_backfill_bars,
+             f"must be between 0 and {self.max_backfill_bars} (7 days of 1m bars)"),
             ("--flush-seconds", self.flush_seconds > 0, "must be > 0"),
             ("--ping-interval", 0 < self.ping_interval < 30,
              "must be between 0 and 30 s (BloFin drops idle connections after 30 s)"),

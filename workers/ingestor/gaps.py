@@ -89,6 +89,7 @@ class BarTracker:
     """Closed bars of one instrument not yet stored as confirmed rows."""
 
     complete_through: int | None = None  # every bar <= this is stored or known absent
+    history_bars: int = 0  # on a first run, bars before the first one seen to fetch over REST
     open_bar: int | None = None  # newest bar seen (from candle pushes or trade times)
     # (open_bar, monotonic time it was first seen): every bar before it was closed by then
     advances: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=8))
@@ -99,7 +100,8 @@ class BarTracker:
             self.open_bar = bar_ts
             self.advances.append((bar_ts, now))
         if self.complete_through is None:
-            self.complete_through = bar_ts - BAR_MS  # history before the first run is not ours
+            # a first run: history before it is fetched only as far back as asked
+            self.complete_through = bar_ts - BAR_MS * (1 + self.history_bars)
 
     def advance(self, stored: Container[int]) -> None:
         """Move complete_through over bars already stored."""

@@ -64,8 +64,10 @@ class Batch:
 class Ingest:
     """De-dup + buffering for every instrument."""
 
-    def __init__(self, instruments: Iterable[str], *, window: int, bar_window: int = 20_160) -> None:
-        self.books = {i: Book(i, TradeWindow(window), BarWindow(bar_window)) for i in instruments}
+    def __init__(self, instruments: Iterable[str], *, window: int, bar_window: int = 20_160,
+                 history_bars: int = 0) -> None:
+        self.books = {i: Book(i, TradeWindow(window), BarWindow(bar_window), BarTracker(history_bars=history_bars))
+                      for i in instruments}
         self.pending_rows = 0  # trades + bars waiting for the next flush
         self.pending_since: float | None = None
         self.admitted = 0  # trades admitted since start (stored or about to be)

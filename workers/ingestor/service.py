@@ -45,7 +45,8 @@ class Service:
         self.s = settings
         self.run_handle = run
         self.reporter = Reporter(run, len(settings.instruments))
-        self.ingest = Ingest(settings.instruments, window=settings.dedup_window)
+        self.ingest = Ingest(settings.instruments, window=settings.dedup_window,
+                             history_bars=settings.history_minutes)
         self.rest = RestClient(settings.rest_url, rate=settings.rest_rate)
         self.connector = Connector(settings.ws_url, connect_interval=settings.connect_interval,
                                    max_backoff=settings.max_backoff, on_retry=self._connect_failed)

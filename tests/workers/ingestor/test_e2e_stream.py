@@ -19,6 +19,7 @@ from tests.workers.ingestor._harness import (
 from workers.sandbox.server import running_sandbox
 
 INSTS = ["BTC-USDT", "ETH-USDT"]
+BAR_MS = 60_000
 TICK_SCHEMA = pa.schema([
     ("ts", pa.timestamp("ms", tz="UTC")), ("inst", pa.string()), ("trade_id", pa.string()),
     ("price", pa.float64()), ("size", pa.float64()), ("side", pa.string()),
@@ -101,3 +102,23 @@ def test_unknown_instrument_reports_the_exchange_words_as_blocker(tmp_path: Path
     assert stored(doc, "NOPE-USDT") == 0
     assert "152014" in doc["instruments"]["NOPE-USDT"]["blocked"]
     assert doc["instruments"]["BTC-USDT"]["blocked"] is None
+
+
+def test_a_first_run_fetches_the_asked_history_of_1m_candles(tmp_path: Path) -> None:
+    with running_sandbox(seed=3, rate=50.0, instruments=["BTC-USDT"], history_minutes=180) as sb, \
+            ingestor(tmp_path, sb, ["BTC-USDT"], "--history-minutes", "120") as proc:
+        now_bar = sb.now_ms() // BAR_MS * BAR_MS
+
+        def history() -> int:
+            bars = read_parts(proc.data, "candles_1m", "BTC-USDT")
+            if not bars.num_rows:
+                return 0
+            return sum(1 for ts in bars.column("ts").to_pylist()
+                       if int(ts.timestamp() * 1000) < now_bar - 60 * BAR_MS)
+
+        wait_until("an hour and more of history stored", lambda: history() >= 55, proc=proc)
+        assert proc.stop(signal.SIGTERM) == 0, proc.log_tail()
+    bars = read_parts(proc.data, "candles_1m", "BTC-USDT").column("ts").to_pylist()
+    oldest = min(int(ts.timestamp() * 1000) for ts in bars)
+    assert now_bar - 122 * BAR_MS <= oldest <= now_bar - 110 * BAR_MS  # 120 bars back, not 180
+    assert len(bars) == len(set(bars))
