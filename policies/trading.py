@@ -6,7 +6,8 @@ mean. Each gate returns a `Verdict` whose `reason` is the sentence an operator r
 - `sharpe_gate`: a Sharpe ratio is not reported below `min_trades` trades ("insufficient trades").
 - `leakage_gate`: out-of-fold accuracy >= 0.95 or F1 == 1.0 on a 5-minute direction label is
   a bug until proven otherwise ("leakage suspected"); so is a shuffled-label control that
-  scores far from the base rate.
+  scores far from the base rate -- further than 0.05, or than 3 standard errors of its
+  accuracy when the caller gives the effective sample size (`chance_allowance`).
 - `regime_gate`: the test folds must have seen the volatility range of the whole history, from
   its 20th to its 80th percentile, else the result is "not converged".
 - `promotion_gate`: a candidate replaces the incumbent only with Sharpe >= the incumbent's on the
@@ -34,6 +35,7 @@ class GateSettings:
     min_trades: int = 30  # below this a Sharpe ratio means nothing
     leakage_accuracy: float = 0.95  # out-of-fold accuracy at or above this: leakage suspected
     chance_tolerance: float = 0.05  # shuffled-label accuracy within this of the base rate
+    control_z: float = 3.0  # with the control's effective sample size: allow z standard errors
     regime_low_pct: float = 20.0
     regime_high_pct: float = 80.0
     min_trades_per_arm: int = 100
@@ -78,28 +80,51 @@ def sharpe_gate(trades: int, sharpe: float | None, settings: GateSettings = Gate
     return sharpe, Verdict("trades", True, f"{trades} trades >= {settings.min_trades}")
 
 
+def effective_n(n: int, lag1_autocorr: float) -> float:
+    """Independent observations worth `n` serially correlated ones (AR(1) approximation:
+    n * (1 - rho) / (1 + rho)), clamped to [1, n]; rho <= 0 counts as independent."""
+    if n <= 0:
+        return 0.0
+    rho = min(max(lag1_autocorr, 0.0), 0.99) if math.isfinite(lag1_autocorr) else 0.0
+    return max(1.0, min(float(n), n * (1 - rho) / (1 + rho)))
+
+
+def chance_allowance(base_rate: float, control_n: float | None, settings: GateSettings = GateSettings()) -> float:
+    """How far a shuffled-label control may score from the base rate and still be chance:
+    `chance_tolerance`, widened to `control_z` standard errors of an accuracy measured on
+    `control_n` independent rows (a small or serially correlated test set is noisy)."""
+    if not control_n or control_n <= 0:
+        return settings.chance_tolerance
+    se = math.sqrt(max(base_rate * (1 - base_rate), 0.0) / control_n)
+    return max(settings.chance_tolerance, settings.control_z * se)
+
+
 def leakage_gate(
     accuracy: float,
     f1: float,
     shuffled_accuracy: float,
     base_rate: float,
     settings: GateSettings = GateSettings(),
+    control_n: float | None = None,
 ) -> Verdict:
     """Fail on skill too good to be true, or a shuffled-label control that still 'learns'.
 
-    `base_rate` is the accuracy of always predicting the majority class on the same rows."""
+    `base_rate` is the accuracy of always predicting the majority class on the same rows;
+    `control_n`, when given, the effective number of independent rows the control was scored
+    on (see `chance_allowance`)."""
     if accuracy >= settings.leakage_accuracy:
         return Verdict("leakage", False, f"leakage suspected: out-of-fold accuracy {accuracy:.3f} >= "
                                          f"{settings.leakage_accuracy} on a next-bar direction label")
     if f1 >= 1.0:
         return Verdict("leakage", False, "leakage suspected: out-of-fold F1 is 1.0")
     gap = abs(shuffled_accuracy - base_rate)
-    if gap > settings.chance_tolerance + 1e-9:  # at the tolerance is still chance
+    allowed = chance_allowance(base_rate, control_n, settings)
+    if gap > allowed + 1e-9:  # at the tolerance is still chance
         return Verdict("leakage", False,
                        f"leakage suspected: with shuffled labels the model scores {shuffled_accuracy:.3f}, "
-                       f"{gap:.3f} away from the base rate {base_rate:.3f} (allowed {settings.chance_tolerance})")
+                       f"{gap:.3f} away from the base rate {base_rate:.3f} (allowed {allowed:.3g})")
     return Verdict("leakage", True, f"accuracy {accuracy:.3f}; shuffled-label control {shuffled_accuracy:.3f} "
-                                    f"near the base rate {base_rate:.3f}")
+                                    f"near the base rate {base_rate:.3f} (allowed gap {allowed:.3g})")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
