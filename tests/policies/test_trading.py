@@ -12,6 +12,8 @@ from policies.trading import (
     ArmStats,
     GateSettings,
     annualised_sharpe,
+    chance_allowance,
+    effective_n,
     leakage_gate,
     percentile,
     promotion_gate,
@@ -112,3 +114,39 @@ def test_gate_settings_move_the_boundaries() -> None:
     strict = GateSettings(min_trades=50, min_trades_per_arm=200)
     assert sharpe_gate(49, 1.0, strict)[0] is None
     assert not promotion_gate(ArmStats(150, 1.0, 0.001), None, strict).passed
+
+
+@pytest.mark.parametrize(
+    ("n", "rho", "expected"),
+    [(100, 0.0, 100.0), (100, -0.3, 100.0), (100, 0.5, 100 / 3), (1000, 1.0, 1000 * 0.01 / 1.99),
+     (3, 0.99, 1.0), (0, 0.2, 0.0), (50, float("nan"), 50.0)],
+    ids=["independent", "negative-is-independent", "rho-0.5", "rho-capped", "floor-1", "empty", "nan"],
+)
+def test_effective_n_shrinks_a_correlated_sample(n: int, rho: float, expected: float) -> None:
+    assert effective_n(n, rho) == pytest.approx(expected)
+
+
+def test_chance_allowance_widens_to_three_standard_errors_of_a_small_control() -> None:
+    assert chance_allowance(0.5, None) == 0.05
+    assert chance_allowance(0.5, 10_000) == 0.05  # 3 x 0.005: the floor holds
+    assert chance_allowance(0.5, 400) == pytest.approx(3 * 0.025)
+    assert chance_allowance(0.5, 400, GateSettings(control_z=2.0)) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("shuffled", "control_n", "passed"),
+    [(0.575, 400, True), (0.586, 400, False), (0.575, None, False), (0.44, 400, True), (0.42, 400, False)],
+    ids=["inside-3-se", "outside-3-se", "no-n-keeps-0.05", "below-inside", "below-outside"],
+)
+def test_leakage_gate_judges_a_small_control_by_its_standard_error(
+        shuffled: float, control_n: float | None, passed: bool) -> None:
+    verdict = leakage_gate(0.6, 0.6, shuffled, base_rate=0.5, control_n=control_n)
+    assert verdict.passed is passed
+    if passed:
+        assert verdict.reason.endswith("(allowed gap 0.075)")
+    else:
+        assert verdict.reason.startswith("leakage suspected: with shuffled labels")
+
+
+def test_leakage_gate_accuracy_line_ignores_the_control_sample_size() -> None:
+    assert not leakage_gate(0.95, 0.7, 0.5, 0.5, control_n=10).passed
