@@ -4,7 +4,9 @@
 set -euo pipefail
 # chromium: the dashboard tests drive Debian's headless Chromium over the DevTools protocol
 # (tests/supervisor/test_dashboard.py); fonts-dejavu-core gives its screenshots readable text.
-PACKAGES=(chromium fonts-dejavu-core)
+# tesseract-ocr, tesseract-ocr-eng: the emulator builder's OCR (tests/workers/emulator); adb: its
+# adb backend's no-device test runs the real binary (the happy path uses a stand-in).
+PACKAGES=(chromium fonts-dejavu-core tesseract-ocr tesseract-ocr-eng adb)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,8 +4,10 @@ and tests know the ground truth. A proofwatch `service` job. Imports: starlette,
 pyarrow, workers.sdk; never supervisor/ or status/.
 
 Layout: ONE starlette app (`app.py`) assembled from feed modules, each `feed(ctx) -> Feed`
-(routes + services): `blofin.py` (+ `_blofin_ws.py`) now, `odds.py`/`sportsbook.py` later;
-`_control.py` adds the loopback-only /_sandbox/ routes. `market.py` is the pure model.
+(routes + services): `blofin.py` (+ `_blofin_ws.py`), `sportsbook.py` (one book's web page of
+the odds events, for the emulator builder's OCR), `odds.py` later (The Odds API v4, same
+events); `_control.py` adds the loopback-only /_sandbox/ routes. `market.py` (trades) and
+`odds_model.py` (sports events and every bookmaker's prices, seeded) are the pure models.
 
 THE CONTRACT
 1. CLI: python -m workers.sandbox [--host 127.0.0.1] [--port 8790] [--seed 7] [--rate 50]
@@ -71,7 +73,12 @@ THE CONTRACT
    sb.ws_url (".../ws/public"), sb.market, sb.faults, sb.served(inst) -> [tradeId],
    sb.now_ms() (the sandbox clock; `clock` may be a faster fake), sb.state(). Exiting
    stops the server (open WS get close 1012) and joins its thread.
-7. python -m workers.sandbox.bench [--rate 60000] [--batch 100]: the push-rate bench.
+7. Sportsbook (sportsbook.py): GET /sportsbook (lobby), /sportsbook/{sport_key} (HTML: boost
+   cards, then each event's moneyline; American for NBA/NHL/NFL, decimal for EPL with a Draw,
+   fractional for MMA; names in the book's varied styles), GET /_sandbox/sportsbook/truth
+   [?sport=] (loopback only): what each page shows, canonical names, exact prices. Events come
+   from OddsModel(seed, anchor = start of the current UTC day): the same all day for a seed.
+8. python -m workers.sandbox.bench [--rate 60000] [--batch 100]: the push-rate bench.
 """
 
 from __future__ import annotations
