@@ -6,8 +6,10 @@ mean. Each gate returns a `Verdict` whose `reason` is the sentence an operator r
 - `sharpe_gate`: a Sharpe ratio is not reported below `min_trades` trades ("insufficient trades").
 - `leakage_gate`: out-of-fold accuracy >= 0.95 or F1 == 1.0 on a 5-minute direction label is
   a bug until proven otherwise ("leakage suspected"); so is a shuffled-label control that
-  scores far from the base rate -- further than 0.05, or than 3 standard errors of its
-  accuracy when the caller gives the effective sample size (`chance_allowance`).
+  scores far from chance -- further than 0.05, or than 3 standard errors of its accuracy
+  when the caller gives the effective sample size (`chance_allowance`). Chance is the base
+  rate (majority class), or, when the caller gives it, the expected accuracy of predictions
+  independent of the labels (`chance_accuracy`).
 - `regime_gate`: the test folds must have seen the volatility range of the whole history, from
   its 20th to its 80th percentile, else the result is "not converged".
 - `promotion_gate`: a candidate replaces the incumbent only with Sharpe >= the incumbent's on the
@@ -80,22 +82,29 @@ def sharpe_gate(trades: int, sharpe: float | None, settings: GateSettings = Gate
     return sharpe, Verdict("trades", True, f"{trades} trades >= {settings.min_trades}")
 
 
-def effective_n(n: int, lag1_autocorr: float) -> float:
-    """Independent observations worth `n` serially correlated ones (AR(1) approximation:
-    n * (1 - rho) / (1 + rho)), clamped to [1, n]; rho <= 0 counts as independent."""
+def bartlett_effective_n(n: int, autocorrs: Sequence[float]) -> float:
+    """Independent observations worth `n` serially correlated ones, from the series'
+    autocorrelations at lags 1..L (Bartlett weights 1 - k / (L + 1)); clamped to [1, n]."""
     if n <= 0:
         return 0.0
-    rho = min(max(lag1_autocorr, 0.0), 0.99) if math.isfinite(lag1_autocorr) else 0.0
-    return max(1.0, min(float(n), n * (1 - rho) / (1 + rho)))
+    lags = len(autocorrs)
+    total = sum((1 - k / (lags + 1)) * rho for k, rho in enumerate(autocorrs, 1) if math.isfinite(rho))
+    return max(1.0, min(float(n), n / max(1.0, 1 + 2 * total)))
 
 
-def chance_allowance(base_rate: float, control_n: float | None, settings: GateSettings = GateSettings()) -> float:
-    """How far a shuffled-label control may score from the base rate and still be chance:
+def chance_accuracy(predicted_up: float, actual_up: float) -> float:
+    """The expected accuracy of predictions made without looking at the labels: predicting
+    "up" on a share `predicted_up` of rows whose share `actual_up` is up."""
+    return predicted_up * actual_up + (1 - predicted_up) * (1 - actual_up)
+
+
+def chance_allowance(reference: float, control_n: float | None, settings: GateSettings = GateSettings()) -> float:
+    """How far a shuffled-label control may score from chance (`reference`) and still be chance:
     `chance_tolerance`, widened to `control_z` standard errors of an accuracy measured on
     `control_n` independent rows (a small or serially correlated test set is noisy)."""
     if not control_n or control_n <= 0:
         return settings.chance_tolerance
-    se = math.sqrt(max(base_rate * (1 - base_rate), 0.0) / control_n)
+    se = math.sqrt(max(reference * (1 - reference), 0.0) / control_n)
     return max(settings.chance_tolerance, settings.control_z * se)
 
 
@@ -106,25 +115,31 @@ def leakage_gate(
     base_rate: float,
     settings: GateSettings = GateSettings(),
     control_n: float | None = None,
+    chance: float | None = None,
 ) -> Verdict:
     """Fail on skill too good to be true, or a shuffled-label control that still 'learns'.
 
-    `base_rate` is the accuracy of always predicting the majority class on the same rows;
-    `control_n`, when given, the effective number of independent rows the control was scored
-    on (see `chance_allowance`)."""
+    `base_rate` is the accuracy of always predicting the majority class on the same rows. When
+    given, `chance` (see `chance_accuracy`) replaces it as the control's reference -- a control
+    that predicts both classes scores below the base rate by construction -- and `control_n`,
+    the effective number of independent rows the control was scored on, widens the allowed gap
+    (see `chance_allowance`)."""
     if accuracy >= settings.leakage_accuracy:
         return Verdict("leakage", False, f"leakage suspected: out-of-fold accuracy {accuracy:.3f} >= "
                                          f"{settings.leakage_accuracy} on a next-bar direction label")
     if f1 >= 1.0:
         return Verdict("leakage", False, "leakage suspected: out-of-fold F1 is 1.0")
-    gap = abs(shuffled_accuracy - base_rate)
-    allowed = chance_allowance(base_rate, control_n, settings)
+    reference = base_rate if chance is None else chance
+    name = f"the base rate {base_rate:.3f}" if chance is None else (
+        f"chance {chance:.3f} (base rate {base_rate:.3f})")
+    gap = abs(shuffled_accuracy - reference)
+    allowed = chance_allowance(reference, control_n, settings)
     if gap > allowed + 1e-9:  # at the tolerance is still chance
         return Verdict("leakage", False,
                        f"leakage suspected: with shuffled labels the model scores {shuffled_accuracy:.3f}, "
-                       f"{gap:.3f} away from the base rate {base_rate:.3f} (allowed {allowed:.3g})")
+                       f"{gap:.3f} away from {name} (allowed {allowed:.3g})")
     return Verdict("leakage", True, f"accuracy {accuracy:.3f}; shuffled-label control {shuffled_accuracy:.3f} "
-                                    f"near the base rate {base_rate:.3f} (allowed gap {allowed:.3g})")
+                                    f"near {name} (allowed gap {allowed:.3g})")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

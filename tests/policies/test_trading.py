@@ -12,8 +12,9 @@ from policies.trading import (
     ArmStats,
     GateSettings,
     annualised_sharpe,
+    bartlett_effective_n,
+    chance_accuracy,
     chance_allowance,
-    effective_n,
     leakage_gate,
     percentile,
     promotion_gate,
@@ -117,13 +118,22 @@ def test_gate_settings_move_the_boundaries() -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "rho", "expected"),
-    [(100, 0.0, 100.0), (100, -0.3, 100.0), (100, 0.5, 100 / 3), (1000, 1.0, 1000 * 0.01 / 1.99),
-     (3, 0.99, 1.0), (0, 0.2, 0.0), (50, float("nan"), 50.0)],
-    ids=["independent", "negative-is-independent", "rho-0.5", "rho-capped", "floor-1", "empty", "nan"],
+    ("n", "autocorrs", "expected"),
+    [(100, [], 100.0), (100, [0.0, 0.0], 100.0), (100, [-0.3], 100.0), (90, [0.5], 90 / 1.5),
+     (120, [0.4, 0.2], 120 / (1 + 2 * (0.4 * 2 / 3 + 0.2 / 3))), (3, [0.99, 0.99, 0.99], 1.0),
+     (0, [0.2], 0.0), (50, [float("nan")], 50.0)],
+    ids=["no-lags", "independent", "negative-is-independent", "lag-1", "bartlett-weights", "floor-1",
+         "empty", "nan-ignored"],
 )
-def test_effective_n_shrinks_a_correlated_sample(n: int, rho: float, expected: float) -> None:
-    assert effective_n(n, rho) == pytest.approx(expected)
+def test_bartlett_effective_n_shrinks_a_correlated_sample(n: int, autocorrs: list[float], expected: float) -> None:
+    assert bartlett_effective_n(n, autocorrs) == pytest.approx(expected)
+
+
+def test_chance_accuracy_is_that_of_predictions_blind_to_the_labels() -> None:
+    assert chance_accuracy(0.5, 0.52) == pytest.approx(0.5)
+    assert chance_accuracy(1.0, 0.52) == pytest.approx(0.52)  # always "up": the up share
+    assert chance_accuracy(0.0, 0.52) == pytest.approx(0.48)
+    assert chance_accuracy(0.3, 0.6) == pytest.approx(0.3 * 0.6 + 0.7 * 0.4)
 
 
 def test_chance_allowance_widens_to_three_standard_errors_of_a_small_control() -> None:
@@ -150,3 +160,13 @@ def test_leakage_gate_judges_a_small_control_by_its_standard_error(
 
 def test_leakage_gate_accuracy_line_ignores_the_control_sample_size() -> None:
     assert not leakage_gate(0.95, 0.7, 0.5, 0.5, control_n=10).passed
+
+
+def test_leakage_gate_measures_the_control_from_chance_when_given() -> None:
+    # a control predicting both classes half the time scores ~0.50 on a 0.56/0.44 split: chance,
+    # though 0.06 below the base rate
+    assert not leakage_gate(0.6, 0.6, 0.50, base_rate=0.56).passed
+    verdict = leakage_gate(0.6, 0.6, 0.50, base_rate=0.56, chance=0.5)
+    assert verdict.passed and "near chance 0.500 (base rate 0.560)" in verdict.reason
+    bad = leakage_gate(0.6, 0.6, 0.58, base_rate=0.56, chance=0.5, control_n=1000)
+    assert not bad.passed and "0.080 away from chance 0.500 (base rate 0.560)" in bad.reason
