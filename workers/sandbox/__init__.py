@@ -5,8 +5,9 @@ pyarrow, workers.sdk; never supervisor/ or status/.
 
 Layout: ONE starlette app (`app.py`) assembled from feed modules, each `feed(ctx) -> Feed`
 (routes + services): `blofin.py` (+ `_blofin_ws.py`), `sportsbook.py` (one book's web page of
-the odds events, for the emulator builder's OCR), `odds.py` later (The Odds API v4, same
-events); `_control.py` adds the loopback-only /_sandbox/ routes. `market.py` (trades) and
+the odds events, for the emulator builder's OCR), `odds.py` (The Odds API v4 over the same
+events: `/v4/sports`, `/v4/sports/{sport}/odds` with quota headers and the documented error
+bodies; planted arbitrage truth at the loopback-only `/_sandbox/odds/truth`); `_control.py` adds the loopback-only /_sandbox/ routes. `market.py` (trades) and
 `odds_model.py` (sports events and every bookmaker's prices, seeded) are the pure models.
 
 THE CONTRACT

@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from workers.sandbox import _control, blofin, sportsbook
+from workers.sandbox import _control, blofin, odds, sportsbook
 from workers.sandbox._context import Context, Feed
 
 log = logging.getLogger(__name__)
 
-FEEDS: tuple[Callable[[Context], Feed], ...] = (_control.feed, blofin.feed, sportsbook.feed)
+FEEDS: tuple[Callable[[Context], Feed], ...] = (_control.feed, blofin.feed, sportsbook.feed, odds.feed)
 
 
 def build_app(ctx: Context) -> Starlette:
