@@ -120,6 +120,7 @@ class History:
         self.engine = make_engine(target)
         if create:
             SQLModel.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -184,6 +185,37 @@ class History:
             r.last_seen = _utc(r.last_seen)  # type: ignore[assignment]
             r.resolved_at = _utc(r.resolved_at)
         return rows
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a history written by an older proofwatch up to the current tables: add each
+    column it lacks (nullable, or with its default), keeping every row. Returns what was added.
+    (create_all makes missing tables but never alters existing ones; versioned migrations for
+    PostgreSQL come with the fleet store.)"""
+    from sqlalchemy import inspect, text
+
+    added: list[str] = []
+    have = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if not have.has_table(table.name):
+                continue
+            present = {c["name"] for c in have.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in present or col.primary_key:
+                    continue
+                ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {col.type.compile(engine.dialect)}'
+                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
+                if default is not None and isinstance(default, (int, float, str)):
+                    ddl += f" DEFAULT {default!r}" if isinstance(default, str) else f" DEFAULT {default}"
+                conn.execute(text(ddl))
+                added.append(f"{table.name}.{col.name}")
+    if added:
+        import logging
+
+        logging.getLogger(__name__).warning("history: added columns %s (written by an older proofwatch)",
+                                            ", ".join(added))
+    return added
 
 
 _CHUNK = 500  # rows per multi-row upsert (SQLite binds at most 32,766 parameters)

@@ -196,3 +196,25 @@ def test_history_apply_takes_rows_as_plain_dicts_and_upserts_them_in_bulk(histor
 def test_history_apply_names_an_unknown_column(history: History) -> None:
     with pytest.raises(ValueError, match=r"runs: unknown columns \['colour'\]"):
         history.apply(Batch(runs=[{"run_id": "r1", "job": "a", "state": "X", "started_at": T0, "colour": 1}]))
+
+
+def test_a_history_from_an_older_proofwatch_gains_the_new_columns_and_keeps_its_rows(db: Path) -> None:
+    # an alerts table as an older daemon wrote it: no acknowledged_at column
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE alerts (id VARCHAR PRIMARY KEY, key VARCHAR, job VARCHAR, run_id VARCHAR, "
+                "severity VARCHAR, title VARCHAR, detail VARCHAR, first_seen DATETIME, last_seen DATETIME, "
+                "count INTEGER, resolved_at DATETIME, resolution VARCHAR)")
+    con.execute("INSERT INTO alerts VALUES ('a1', 'job:crashed', 'job', NULL, 'critical', 't', 'd', "
+                "'2026-05-01 12:00:00', '2026-05-01 12:00:00', 2, NULL, NULL)")
+    con.commit()
+    con.close()
+    h = History(db)
+    try:
+        [row] = h.alerts()
+        assert (row.id, row.count, row.acknowledged_at) == ("a1", 2, None)
+        h.apply(Batch(alerts=[alert("a2", 1, acknowledged_at=T0)]))
+        assert {a.id for a in h.alerts()} == {"a1", "a2"}
+    finally:
+        h.close()
+    with sqlite3.connect(db) as con:
+        assert "acknowledged_at" in {r[1] for r in con.execute("PRAGMA table_info(alerts)")}
