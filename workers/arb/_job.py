@@ -4,8 +4,6 @@ unmatched.csv (all in `out`, the run dir). Heartbeats per stage."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from workers.atomic import write_atomic
 from workers.arb.arbitrage import Quote, best_quotes, boost_ev, find_arb
 from workers.arb.matching import match
 from workers.arb.names import DRAW, Resolver, load_aliases
@@ -192,14 +191,8 @@ def _iso(ts: Any) -> str:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        frame.to_csv(f, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, frame.to_csv(index=False).encode())
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, default=str)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(doc, indent=1, default=str).encode())

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
+from workers.atomic import write_atomic
 from workers.emulator import browser, ocr
 from workers.emulator.adb import AdbSession, AdbSettings
 from workers.emulator.extract import DEFAULT_MIN_CONF, Extractor
@@ -171,10 +170,7 @@ def _names(urls: tuple[str, ...]) -> list[str]:
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(doc, indent=1).encode())
 
 
 def _now() -> str:

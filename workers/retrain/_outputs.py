@@ -6,12 +6,13 @@ import csv
 import io
 import json
 import math
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from workers.atomic import write_atomic
 
 CSV_COLUMNS = [
     "fold", "instrument", "train_start", "train_end", "test_start", "test_end", "train_rows",
@@ -44,20 +45,6 @@ def clean(value: Any) -> Any:
         f = float(value)
         return f if math.isfinite(f) else None
     return value
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: a verifier never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

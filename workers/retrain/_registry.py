@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workers.atomic import fsync_dir, write_atomic
 from workers.retrain.errors import RegistryError
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class Registry:
             if dest.exists():  # a rerun of the same id: keep the older copy aside, never delete
                 self._move(dest, dest.with_name(f"{dest.name}.replaced-{os.getpid()}"))
             os.replace(tmp, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise RegistryError(dest, f"cannot store the model: {exc.strerror or exc}") from exc
@@ -147,27 +148,12 @@ class Registry:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except OSError as exc:
             raise RegistryError(source, f"cannot move to {target}: {exc.strerror or exc}") from exc
 
     def _write(self, doc: dict[str, Any]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w") as f:
-                json.dump(doc, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            _fsync_dir(self.root)
+            write_atomic(self.path, json.dumps(doc, indent=1).encode())
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise RegistryError(self.path, f"cannot write: {exc.strerror or exc}") from exc
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
