@@ -56,3 +56,18 @@ def classify_exit(
     if exit_code == 0:
         return Outcome(JobState.VERIFYING, "exited with code 0; verifying proofs")
     return Outcome(JobState.FAILED, how)
+
+
+UNKNOWN_EXIT = "exited (status unknown: adopted after a supervisor restart)"
+
+
+def classify_adopted_exit(kind: str, saw_heartbeat: bool, stop_reason: str | None = None) -> Outcome:
+    """Decide what the end of a re-adopted run means. Its exit status went to its new
+    parent, so a task is judged by its proofs alone; a service's end is an exit as any other."""
+    if stop_reason is not None:
+        return Outcome(JobState.STOPPED, f"stopped: {stop_reason} ({UNKNOWN_EXIT})")
+    if not saw_heartbeat:
+        return Outcome(JobState.CRASHED, f"{UNKNOWN_EXIT} before its first heartbeat")
+    if kind == "service":
+        return Outcome(JobState.FAILED, f"service {UNKNOWN_EXIT}")
+    return Outcome(JobState.VERIFYING, f"{UNKNOWN_EXIT}; judging it by its proofs")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Table, event, insert
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, desc, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, desc, select
 
 import status.outbox  # noqa: F401  (registers the table)
 import status.samples  # noqa: F401  (registers the table)
@@ -38,6 +38,8 @@ class RunRow(SQLModel, table=True):
     started_at: datetime = Field(index=True)
     ended_at: datetime | None = None
     pid: int | None = None
+    pid_created: float | None = None  # the leader's create time: a reused pid is not this run
+    command: str = ""  # the argv it was started with (shell-quoted), for the operator
     exit_code: int | None = None
     signal: str | None = None
     error: str | None = None
@@ -150,6 +152,12 @@ class History:
             q = select(RunRow).order_by(desc(RunRow.started_at)).limit(limit)
             if job:
                 q = q.where(RunRow.job == job)
+            return [_fix_run(r) for r in s.exec(q).all()]
+
+    def runs_in(self, states: Iterable[str]) -> list[RunRow]:
+        """Every run in one of `states` (e.g. the active ones), newest first."""
+        with Session(self.engine) as s:
+            q = select(RunRow).where(col(RunRow.state).in_(list(states))).order_by(desc(RunRow.started_at))
             return [_fix_run(r) for r in s.exec(q).all()]
 
     def run(self, run_id: str) -> RunRow | None:

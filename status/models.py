@@ -89,6 +89,7 @@ class JobStatus(_Model):
     kind: str
     run_id: str | None = None
     pid: int | None = None
+    adopted: bool = False  # re-adopted after a supervisor restart: exit status will be unknown
     started_at: datetime | None = None
     ended_at: datetime | None = None
     last_heartbeat_at: datetime | None = None

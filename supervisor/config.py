@@ -18,6 +18,7 @@ import ipaddress
 import json
 import re
 import shlex
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -109,7 +110,7 @@ def _to_seconds(value: object) -> float:
 
 
 Seconds = Annotated[float, BeforeValidator(_to_seconds)]
-_Int = Annotated[int, Strict()]
+_Int = Annotated[int, Strict(), Field(le=10**18)]  # beyond: an OverflowError in a deque or SQLite
 _Float = Annotated[float, Strict()]
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?", re.IGNORECASE)
@@ -119,7 +120,9 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 def _to_bytes(value: object) -> object:
     if isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
-        return int(float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()])
+        size = float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()]
+        if size < float("inf"):  # not hundreds of digits
+            return int(size)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f'{_show(value)} is not a size (use e.g. "10MB" or "512KiB")')
@@ -164,12 +167,12 @@ def _cron_problem(expr: str) -> str | None:
         return f"expected 5 fields (minute hour day month weekday) or 6 (plus seconds), got {len(fields)}"
     for i, ((name, low, high), field) in enumerate(zip(_CRON_FIELDS, fields)):
         for step in re.findall(r"/(\d+)", field):
-            if not 0 < int(step) <= high - low + 1:
-                return f"{name} step /{step} is outside 1-{high - low + 1}"
+            if len(step) > 3 or not 0 < int(step) <= high - low + 1:
+                return f"{name} step /{step[:8]} is outside 1-{high - low + 1}"
         probe = ["*"] * len(fields)
         probe[i] = field
         if not croniter.is_valid(" ".join(probe), strict=True):
-            return f'{name} field "{field}" is not valid (values {low}-{high})'
+            return f'{name} field {_show(field)} is not valid (values {low}-{high})'
     return None if croniter.is_valid(expr, strict=True) else "it never matches a real date"
 
 
@@ -192,6 +195,15 @@ def _check_env_refs(env: dict[str, str]) -> dict[str, str]:
 
 # --- models --------------------------------------------------------------------------------
 
+def _to_secret(value: object) -> object:
+    if isinstance(value, (str, SecretStr)):
+        return value
+    raise ValueError(f"expected a string, got {_show(value)}")
+
+
+_Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -207,6 +219,12 @@ class SupervisorSettings(_Model):
     recent_runs: _Int = Field(default=20, ge=0)
     keep_runs: _Int = Field(default=50, ge=1)
     host: str | None = None
+    # jobs as root: refused when the daemon runs as root, unless a job sets `user` or this is true
+    allow_root: bool = False
+    # on SIGTERM/SIGINT: "stop" every job, or "leave" them running for the next daemon to re-adopt
+    on_exit: Literal["stop", "leave"] = "stop"
+    deadman_url: _Secret | None = None  # pinged every deadman_every (Healthchecks.io style)
+    deadman_every: Annotated[Seconds, Field(gt=0)] = parse_duration("60s")
 
 
 ProofKind = Literal["file", "text", "log", "json", "jsonl", "png", "jpeg", "parquet", "sqlite",
@@ -262,9 +280,13 @@ def _one_or_many(value: object) -> object:
 def _check_regexes(patterns: list[str]) -> list[str]:
     for pattern in patterns:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a FutureWarning ("possible nested set") is no error
+                re.compile(pattern)
+        except (re.error, OverflowError) as exc:  # OverflowError: a{99999999999}
             raise ValueError(f"{_show(pattern)} is not a valid regex ({exc})") from None
+        except RecursionError:
+            raise ValueError(f"{_show(pattern)} is not a valid regex (nested too deeply)") from None
     return patterns
 
 
@@ -394,6 +416,8 @@ class JobSettings(_Model):
     proofs: list[ProofSpec] = []
     description: str = ""
     heartbeat_token: _Token | None = None  # remote heartbeats over HTTP must carry it
+    user: _Text | None = None  # run as this Unix user (the daemon must be root to switch)
+    allow_root: bool = False  # run as root even though the daemon runs as root
 
     @property
     def starts_at_boot(self) -> bool:
@@ -469,15 +493,6 @@ _SINK_HINTS: dict[str, str] = {
     "command": ' (e.g. command = ["notify-send", "proofwatch"])',
     "file": ' (e.g. path = "var/notifications.jsonl")',
 }
-
-
-def _to_secret(value: object) -> object:
-    if isinstance(value, (str, SecretStr)):
-        return value
-    raise ValueError(f"expected a string, got {_show(value)}")
-
-
-_Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
 
 
 def _field_errors(model: str, issues: list[tuple[_Loc, str]], data: Any = None) -> ValidationError:

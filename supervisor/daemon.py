@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shlex
 import signal
 import socket
 from collections import deque
@@ -29,11 +30,12 @@ from policies.lifecycle import is_allowed
 from policies.restart import RestartSettings, decide_restart
 from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
-from policies.startup import classify_exit, describe_exit, is_silent, silent_deadline
+from policies.startup import classify_adopted_exit, classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.history import History, RowData, RunRow, latest_by_job
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
-from supervisor import details, intake, procinfo
+from supervisor import adopt, details, intake, procinfo
+from supervisor import selfwatch
 from supervisor.hostwatch import HostWatch
 from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook
@@ -48,7 +50,7 @@ from supervisor.reload import plan_reload
 from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
-from supervisor.spawn import SpawnError, spawn
+from supervisor.spawn import Child, SpawnError, spawn
 from supervisor.statuswriter import StatusWriter
 from supervisor.watch import watch_runs
 from workers.protocol import (
@@ -102,6 +104,8 @@ class Daemon:
         self._stop_watch = anyio.Event()
         self._tg: TaskGroup | None = None
         self._orphans: dict[int, datetime] = {}
+        self._adopted: list[tuple[JobRuntime, RunState]] = []  # runs taken over at start
+        self._leave_running = False  # set by shutdown(): leave the runs for the next daemon
         self._due: dict[str, datetime] = {}  # job -> when it next needs the reconciler
         self._full_pass = True
         self._runs_prefix = str(config.runs_dir) + os.sep
@@ -148,6 +152,7 @@ class Daemon:
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             await self.status.write_now()
             self.ready.set()
+            tg.start_soon(selfwatch.serve, self)
             await self._reconcile_loop()
             await self.recorder.flush()
             await self.status.write_now()
@@ -156,9 +161,12 @@ class Daemon:
         self.history.close()
         self.finished.set()
 
-    def shutdown(self, reason: str) -> None:
-        """Stop every job and exit the run loop."""
+    def shutdown(self, reason: str, *, leave_running: bool | None = None) -> None:
+        """Stop every job and exit the run loop; with `leave_running` (default: the config's
+        on_exit = "leave") exit at once and leave the jobs to the next daemon to re-adopt."""
         if self.shutdown_reason is None:
+            self._leave_running = (self.config.supervisor.on_exit == "leave" if leave_running is None
+                                   else leave_running)
             self.shutdown_reason = reason
             log.info("shutting down: %s", reason)
             self.wake()
@@ -194,15 +202,26 @@ class Daemon:
                 self.shutdown(f"supervisor received {signal.Signals(signum).name}")
 
     async def _restore(self) -> None:
-        """Load what the history knows: active alerts, recent runs, runs left open."""
+        """Load what the history knows: active alerts, recent runs, and the runs a previous
+        daemon left active: re-adopted when their process lives on, else closed as lost."""
         now = self.clock.now()
+        active_states = [s.value for s in JobState if s.is_active]
         rows = await anyio.to_thread.run_sync(lambda: self.history.runs(limit=500))
+        active = await anyio.to_thread.run_sync(lambda: self.history.runs_in(active_states))
         self.alerts.load(await anyio.to_thread.run_sync(lambda: self.history.alerts(active_only=True)))
         known = {row.run_id: row for row in rows}
-        for row in self._unrecorded_runs(known):
-            rows.insert(0, row)
+        rows += [row for row in active if row.run_id not in known]
+        known.update((row.run_id, row) for row in active)
+        rows += self._unrecorded_runs(known)
+        rows.sort(key=lambda r: r.started_at, reverse=True)
+        newest_active: dict[str, str] = {}
+        for row in rows:
+            if JobState(row.state).is_active:
+                newest_active.setdefault(row.job, row.run_id)
         for row in reversed(rows):
             if JobState(row.state).is_active:
+                if newest_active[row.job] == row.run_id and self._adopt(row, now):
+                    continue
                 self._close_lost_run(row, now)
             if JobState(row.state).is_final:
                 self.recent.appendleft(
@@ -218,9 +237,10 @@ class Daemon:
             js = job.settings
             if name in latest:
                 job.last_started_at = latest[name].started_at
-                job.prior = DepRun(JobState(latest[name].state), latest[name].ended_at)
-            job.boot_pending = js.starts_at_boot
-            job.waiting = self._why_pending(job)
+                if job.run is None:
+                    job.prior = DepRun(JobState(latest[name].state), latest[name].ended_at)
+            job.boot_pending = js.starts_at_boot and job.run is None
+            job.waiting = self._why_pending(job) if job.run is None else ""
             if js.schedule:
                 job.next_fire_at = next_fire(js.schedule, now)
 
@@ -233,29 +253,79 @@ class Daemon:
             if run_dir.name in known:
                 continue
             try:
-                pid = int(pidfile.read_text().split()[0])
+                pid, created = adopt.read_pidfile(pidfile.read_text())
                 started = datetime.fromtimestamp(pidfile.stat().st_mtime, timezone.utc)
             except (OSError, ValueError, IndexError):
                 continue
-            if procinfo.is_process_started_at(pid, started):
+            if adopt.is_same_process(pid, created, started):
                 out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
-                                  started_at=started, pid=pid, run_dir=str(run_dir)))
+                                  host=self.hostname, started_at=started, pid=pid, pid_created=created,
+                                  run_dir=str(run_dir)))
+        noted = set(known) | {row.run_id for row in out}
+        for run_dir, pid in adopt.run_leaders(self.config.runs_dir, ENV_RUN_DIR).items():
+            created = adopt.create_time(pid)  # spawned, then the daemon died before the pid file
+            if run_dir.name not in noted and created is not None and run_dir.parent.parent == self.config.runs_dir:
+                out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
+                                  host=self.hostname, started_at=datetime.fromtimestamp(created, timezone.utc),
+                                  pid=pid, pid_created=created, run_dir=str(run_dir)))
         return out
 
+    def _adopt(self, row: RunRow, now: datetime) -> bool:
+        """Take over a run a previous daemon left active, if its process is still the one it
+        started (pid + create time) or it was being verified; False when it cannot be."""
+        job = self.jobs.get(row.job)
+        if job is None or job.run is not None:
+            return False  # dropped from the config: stopped by _close_lost_run
+        state = JobState(row.state)
+        alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
+        if not alive and state != JobState.VERIFYING:
+            return False
+        run = RunState(job.name, row.run_id, job.settings.kind,
+                       Path(row.run_dir) if row.run_dir else self.config.runs_dir / job.name / row.run_id,
+                       row.started_at, state=state, pid=row.pid, pid_created=row.pid_created,
+                       command=row.command, adopted=True, first_beat_at=row.last_heartbeat_at,
+                       last_beat_at=row.last_heartbeat_at, last_progress_at=row.last_progress_at,
+                       progress=dict(row.progress), high_water=dict(row.progress), phase=row.phase,
+                       message=row.message)
+        if alive and row.pid:
+            handle = adopt.AdoptedProcess.open(row.pid)
+            if not adopt.is_same_process(row.pid, row.pid_created, row.started_at):  # gone meanwhile
+                if handle.pidfd is not None:
+                    os.close(handle.pidfd)
+                return False
+            run.child = handle
+            what = (f"re-adopted pid {row.pid} ({row.command or 'command not recorded'}), alive since "
+                    f"{row.started_at.isoformat(timespec='seconds')}: its exit status will be unknown, so it "
+                    "is judged by its heartbeats and proofs")
+        else:  # its leader had exited and its proofs were being checked: check them again
+            run.exited, run.finishing = True, True
+            run.exit_code, run.signal, run.ended_at = row.exit_code, row.signal, row.ended_at or now
+            what = "resumed verifying its proofs, interrupted when the previous supervisor stopped"
+        got = intake.read_heartbeat(run, now)  # what it reported while nobody was listening
+        if got.error:
+            self._event(job.name, run.run_id, "heartbeat_error", got.error)
+        job.run, job.state, job.last_started_at = run, state, row.started_at
+        self._adopted.append((job, run))
+        log.info("job=%s run=%s %s", job.name, run.run_id, what)
+        self._event(job.name, run.run_id, "adopt", what)
+        self.recorder.run(self._run_row(run))
+        return True
+
     def _close_lost_run(self, row: RunRow, now: datetime) -> None:
-        """A run the history says was active when the previous daemon died. Its process may
-        still be running: stop its group (re-adoption comes later), so a job never runs twice."""
-        alive = bool(row.pid) and procinfo.is_process_started_at(row.pid or 0, row.started_at)
+        """A run the history says was active when the previous daemon died, and that cannot be
+        re-adopted: its process is gone, or its job left the config, or a newer run of the same
+        job was adopted (then its group is stopped, so a job never runs twice)."""
+        alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
         if alive and row.pid:
             procinfo.signal_group(row.pid, signal.SIGTERM)
             grace = self.jobs[row.job].settings.stop_grace if row.job in self.jobs else 10.0
             self._orphans[row.pid] = now + timedelta(seconds=grace)
-            if row.job in self.jobs:
-                self.jobs[row.job].leftover = row.pid
-            row.error = ("lost: the supervisor stopped while this run was active; its process group "
-                         f"{row.pid} was still running and has been stopped, so the job never runs twice")
+            why = "its job is no longer in the config" if row.job not in self.jobs else "a newer run was adopted"
+            row.error = (f"lost while the supervisor was down: its process group {row.pid} was still running "
+                         f"but {why}, so it has been stopped")
         else:
-            row.error = "lost: the supervisor stopped while this run was active, and its process is gone"
+            row.error = ("lost while the supervisor was down: its process ended meanwhile, and its exit "
+                         "status is unknowable")
         row.state, row.ended_at = JobState.FAILED.value, now
         self.recorder.run(row)
         self._event(row.job, row.run_id, "transition", row.error, None, JobState.FAILED)
@@ -269,9 +339,22 @@ class Daemon:
         """Reconcile every job after `wake()` (a state change, a control command, a clock
         step); on a timer, only the jobs whose own deadline has come. Each job's next
         deadline is cached, so N quiet jobs cost nothing per wake-up of one."""
+        assert self._tg is not None
+        for job, run in self._adopted:  # runs taken over at start: await their end or proofs
+            self._tg.start_soon(self._verify if run.exited else self._await_exit, job, run)
+        self._adopted.clear()
         while True:
             self._wake = anyio.Event()
             now = self.clock.now()
+            if self.shutdown_reason and self._leave_running:
+                left = [job.run for job in self.jobs.values() if job.run is not None]
+                for run in left:
+                    if isinstance(run.child, Child):
+                        adopt.release(run.child.popen)
+                self._event(None, None, "supervisor",
+                            f"exiting ({self.shutdown_reason}) with {len(left)} run(s) left running "
+                            "(on_exit = \"leave\"): the next proofwatch re-adopts them")
+                return
             if self._full_pass:
                 self._full_pass = False
                 self._due.clear()
@@ -329,8 +412,6 @@ class Daemon:
                 times.append(self._next_proof_at(run, js.prove_every))
         elif not self.shutdown_reason and not job.held:
             times.extend(t for t in (job.next_start_at, job.next_fire_at) if t)
-            if job.leftover is not None:  # poll briefly until the old group is gone
-                times.append(now + timedelta(seconds=0.1))
             if js.not_before and js.not_before > now:
                 times.append(js.not_before)
         return min(times, default=None)
@@ -349,10 +430,6 @@ class Daemon:
 
     def _maybe_start(self, job: JobRuntime, now: datetime) -> None:
         js = job.settings
-        if job.leftover is not None:
-            if procinfo.group_alive(job.leftover):
-                return  # the previous daemon's run is still being stopped
-            job.leftover = None
         if js.schedule and job.next_fire_at and now >= job.next_fire_at:
             job.next_fire_at = next_fire(js.schedule, now)
             if not_before_ok(js.not_before, now):
@@ -617,27 +694,35 @@ class Daemon:
     def _start(self, job: JobRuntime, now: datetime, reason: str) -> RunState | None:
         js = job.settings
         run_id = new_run_id(now)
-        run_dir = self.config.runs_dir / job.name / run_id
-        run_dir.mkdir(parents=True, mode=0o700)
+        cfg = self.config
+        run_dir = cfg.runs_dir / job.name / run_id
+        run_dir.parent.mkdir(mode=0o700, exist_ok=True)
+        run_dir.mkdir(mode=0o700)
         run = RunState(job.name, run_id, js.kind, run_dir, now)
         job.run, job.last_started_at, job.next_start_at, job.error, job.waiting = run, now, None, None, ""
-        env = dict(os.environ)
+        scratch = cfg.state_dir / SCRATCH_DIR
         try:
-            env.update(expand_env(js.env, os.environ))
-        except EnvError as exc:
+            env = job_environment(cfg, job.name, os.environ)  # without the daemon's secrets
+            run_as = identity_for(job.name, js.user, js.allow_root or cfg.supervisor.allow_root)
+            if run_as is not None:
+                scratch = give_run_dir(run_as, cfg.state_dir, run_dir, scratch)
+                env.update(run_as.env())
+        except (EnvError, SpawnError) as exc:
             self._spawn_failed(job, run, now, str(exc), reason)
             return None
         env.update({ENV_JOB: job.name, ENV_RUN_ID: run_id, ENV_RUN_DIR: str(run_dir),
-                    ENV_HEARTBEAT: str(run.heartbeat_path), ENV_DATA_DIR: str(self.config.data_dir),
-                    ENV_SCRATCH: str(self.config.state_dir / SCRATCH_DIR)})
+                    ENV_HEARTBEAT: str(run.heartbeat_path), ENV_DATA_DIR: str(cfg.data_dir),
+                    ENV_SCRATCH: str(scratch)})
         try:
-            child = spawn(resolve_command(js.command), cwd=self.config.job_cwd(job.name), env=env,
-                          stdout=run.stdout_path, stderr=run.stderr_path)
+            child = spawn(resolve_command(js.command), cwd=cfg.job_cwd(job.name), env=env,
+                          stdout=run.stdout_path, stderr=run.stderr_path, run_as=run_as)
         except SpawnError as exc:
             self._spawn_failed(job, run, now, str(exc), reason)
             return None
-        run.child, run.pid = child, child.pid
-        (run_dir / PIDFILE).write_text(f"{child.pid}\n")  # found again even if the daemon dies now
+        run.child, run.pid, run.command = child, child.pid, shlex.join(child.popen.args)
+        run.pid_created = adopt.create_time(child.pid)
+        # found again (and re-adopted) even if the daemon dies before the history has the run
+        write_private(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
         assert self._tg is not None
         self._tg.start_soon(self._await_exit, job, run)
@@ -651,11 +736,11 @@ class Daemon:
 
     async def _await_exit(self, job: JobRuntime, run: RunState) -> None:
         assert run.child is not None
-        code = await run.child.wait()
+        code = await run.child.wait()  # None: an adopted process, whose status went elsewhere
         now = self.clock.now()
         run.exited, run.ended_at = True, now
         run.signal = procinfo.signal_name(code)
-        run.exit_code = code if code >= 0 else None
+        run.exit_code = code if code is not None and code >= 0 else None
         self._ingest_final(job, run, now)
         self.wake()
 
@@ -692,7 +777,10 @@ class Daemon:
         if run.stop_reason and run.stop_state:
             self._finish(job, run, run.stop_state, f"{run.stop_reason} ({how})", now)
             return
-        outcome = classify_exit(job.settings.kind, run.first_beat_at is not None, run.exit_code, run.signal)
+        if run.adopted and run.exit_code is None and run.signal is None:
+            outcome = classify_adopted_exit(job.settings.kind, run.first_beat_at is not None)
+        else:
+            outcome = classify_exit(job.settings.kind, run.first_beat_at is not None, run.exit_code, run.signal)
         if outcome.state != JobState.VERIFYING:
             self._finish(job, run, outcome.state, outcome.reason, now)
             return
@@ -720,6 +808,9 @@ class Daemon:
             too_fast(((run.ended_at or now) - run.started_at).total_seconds(), js.min_runtime),
             failure_summary(proofs),
         ) if p]
+        if not proofs and run.adopted and run.exit_code is None:
+            problems.append("its exit status is unknown (adopted after a supervisor restart) and it "
+                            "declares no proofs, so nothing shows it did its work")
         if problems:
             self._finish(job, run, JobState.FAILED, "unproven: " + "; ".join(problems), now)
         else:
@@ -993,6 +1084,7 @@ class Daemon:
             "run_id": run.run_id, "job": run.job, "host": self.hostname, "state": run.state.value,
             "started_at": run.started_at, "ended_at": run.ended_at, "pid": run.pid,
             "exit_code": run.exit_code, "signal": run.signal, "error": run.error,
+            "pid_created": run.pid_created, "command": run.command,
             "run_dir": str(run.run_dir), "phase": run.phase, "message": run.message,
             "progress": dict(run.progress), "proofs": [p.model_dump(mode="json") for p in run.proofs],
             "last_heartbeat_at": run.last_beat_at, "last_progress_at": run.last_progress_at,

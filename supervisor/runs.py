@@ -11,6 +11,7 @@ from pathlib import Path
 
 from policies.triggers import DepRun
 from status.models import JobState, ProofStatus
+from supervisor.adopt import AdoptedProcess
 from supervisor.config import JobSettings
 from supervisor.logs import STDERR, STDOUT
 from supervisor.spawn import Child
@@ -33,8 +34,11 @@ class RunState:
     run_dir: Path
     started_at: datetime
     state: JobState = JobState.STARTING
-    child: Child | None = None
+    child: Child | AdoptedProcess | None = None
     pid: int | None = None
+    pid_created: float | None = None  # the leader's create time (psutil), to re-adopt it safely
+    command: str = ""
+    adopted: bool = False  # found alive by a restarted daemon: its exit status is unknowable
     first_beat_at: datetime | None = None
     next_proof_at: datetime | None = None  # prove_every: when the live proofs are next checked
     proving: bool = False  # a live proof check is in flight
@@ -115,4 +119,3 @@ class JobRuntime:
     error: str | None = None
     prior: DepRun | None = None  # the latest run recorded before this daemon started
     removed: bool = False  # dropped from the config; forgotten once its run ends
-    leftover: int | None = None  # process group of a run left by a daemon that died

@@ -38,6 +38,7 @@ def job_status(job: JobRuntime) -> JobStatus:
         fields.update(
             run_id=run.run_id,
             pid=run.pid if job.run is not None else None,
+            adopted=run.adopted,
             started_at=run.started_at,
             ended_at=run.ended_at,
             last_heartbeat_at=run.last_beat_at,

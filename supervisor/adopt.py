@@ -1,0 +1,127 @@
+"""Re-adopting runs a previous daemon left behind.
+
+Jobs run in their own sessions, so they outlive a daemon that crashed or exited with
+`on_exit = "leave"`. The next daemon finds each one by pid *and* process create time (a
+reused pid is a different process with a later create time), then awaits its end through a
+pidfd. It is not the process's parent any more, so its exit status is unknowable: the run is
+judged by its heartbeats and proofs instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+import psutil
+
+CREATE_TIME_TOLERANCE = 0.5  # s; psutil's create time has clock-tick resolution
+STARTED_AT_TOLERANCE = 5.0  # s; for records without a create time (older proofwatch)
+POLL_EVERY = 0.5  # s; only where the kernel has no pidfds
+
+
+def create_time(pid: int) -> float | None:
+    """The process's create time (epoch seconds), or None when it is gone or a zombie."""
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return proc.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_same_process(pid: int | None, created: float | None, started_at: datetime) -> bool:
+    """Whether `pid` is still the process a run started: same create time when it was
+    recorded, else created within a few seconds of the run's start."""
+    if not pid:
+        return False
+    now_created = create_time(pid)
+    if now_created is None:
+        return False
+    if created is not None:
+        return abs(now_created - created) <= CREATE_TIME_TOLERANCE
+    return abs(now_created - started_at.timestamp()) <= STARTED_AT_TOLERANCE
+
+
+def read_pidfile(text: str) -> tuple[int, float | None]:
+    """Parse a run's pid file: "PID" (older) or "PID CREATE_TIME"."""
+    parts = text.split()
+    pid = int(parts[0])
+    created = float(parts[1]) if len(parts) > 1 else None
+    return pid, created
+
+
+def pidfile_text(pid: int, created: float | None) -> str:
+    """The pid file's content for a run's leader."""
+    return f"{pid} {created:.3f}\n" if created is not None else f"{pid}\n"
+
+
+@dataclass
+class AdoptedProcess:
+    """A run's leader that this daemon did not spawn: awaitable, but not reapable."""
+
+    pid: int
+    pidfd: int | None = field(default=None)
+
+    @classmethod
+    def open(cls, pid: int) -> AdoptedProcess:
+        """Take hold of `pid` now (a pidfd pins the process: it cannot be confused with a
+        later process that reuses the pid)."""
+        pidfd = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                pidfd = None
+        return cls(pid, pidfd)
+
+    async def wait(self) -> int | None:
+        """Wait until the process has exited. Its exit status went to its new parent: None."""
+        if self.pidfd is not None:
+            try:
+                await anyio.wait_readable(self.pidfd)
+            finally:
+                os.close(self.pidfd)
+                self.pidfd = None
+            return None
+        while create_time(self.pid) is not None:
+            await anyio.sleep(POLL_EVERY)
+        return None
+
+
+def release(popen: subprocess.Popen[bytes]) -> None:
+    """Let go of a child left running for the next daemon: Popen must not warn that it is
+    "still running" when collected, nor try to reap it (the next daemon adopts it)."""
+    popen.returncode = 0  # never read again: the run's outcome is decided by the next daemon
+
+
+def run_leaders(runs_dir: Path, env_name: str) -> dict[Path, int]:
+    """Session leaders whose environment places them in a run dir under `runs_dir`: the runs
+    a daemon spawned but died before it could note (pid file, history). Linux /proc only."""
+    prefix = f"{env_name}={runs_dir}{os.sep}".encode()
+    found: dict[Path, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            if os.getsid(pid) != pid:
+                continue  # not a run's leader (jobs' own children share its environment)
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        for var in env.split(b"\0"):
+            if var.startswith(prefix):
+                found[Path(os.fsdecode(var[len(env_name) + 1:]))] = pid
+                break
+    return found
