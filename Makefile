@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install check bench clean
+.PHONY: run test install check bench soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ check: $(STAMP)
 bench: $(STAMP)
 	scripts/install-bench-deps.sh
 	$(BIN)/python -m bench
+
+# the reliability soak at full length (make test runs it for 60 s): 200 jobs, 10 minutes
+soak: $(STAMP)
+	PROOFWATCH_SOAK_SECONDS=600 $(BIN)/python -m pytest tests/supervisor/test_soak.py -s -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -186,7 +186,9 @@ class BenchDaemon:
         self.name = name
         self.dir = directory if directory is not None else Path(tempfile.mkdtemp(prefix=f"pwbench-{name}-"))
         self.keep = keep
-        self.supervisor_settings = {"state_dir": "var", "data_dir": "data", **(supervisor or {})}
+        # allow_root: a benchmark sandbox often runs as root (README "Security")
+        self.supervisor_settings = {"state_dir": "var", "data_dir": "data", "allow_root": True,
+                                    **(supervisor or {})}
         self.tables: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.t_launch = 0.0  # time.time() just before the daemon was started

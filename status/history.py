@@ -160,6 +160,14 @@ class History:
             q = select(RunRow).where(col(RunRow.state).in_(list(states))).order_by(desc(RunRow.started_at))
             return [_fix_run(r) for r in s.exec(q).all()]
 
+    def known_ids(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of `run_ids` the history has."""
+        ids, found = list(run_ids), set()
+        with Session(self.engine) as s:
+            for i in range(0, len(ids), 500):
+                found.update(s.exec(select(RunRow.run_id).where(col(RunRow.run_id).in_(ids[i:i + 500]))).all())
+        return found
+
     def run(self, run_id: str) -> RunRow | None:
         """One run by id."""
         with Session(self.engine) as s:

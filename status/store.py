@@ -16,8 +16,9 @@ class StatusFileError(Exception):
     """Raised when status.json is missing, unreadable or not a valid document."""
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data`: temp file, fsync, rename, fsync the directory."""
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data`: temp file, fsync, rename, fsync the directory (`durable`:
+    the fsyncs, which a file that need only outlive the writer's crash can skip)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -25,7 +26,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -33,11 +35,21 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def temp_files(path: Path) -> list[Path]:
+    """Temp files `write_atomic` left next to `path` (a writer killed mid-write leaves one)."""
+    try:
+        return sorted(path.parent.glob(f".{path.name}.*"))
+    except OSError:
+        return []
 
 
 def dump_status(doc: StatusDocument) -> bytes:
@@ -62,6 +74,10 @@ def read_status(path: Path) -> StatusDocument:
         return StatusDocument.model_validate(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise StatusFileError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise StatusFileError(f"{path}: not valid JSON (not UTF-8: byte {exc.start})") from None
+    except RecursionError:
+        raise StatusFileError(f"{path}: not valid JSON (nested too deeply)") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -31,6 +31,12 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(given, [_syntax_problem(exc, text)]) from None
+    except RecursionError:
+        raise ConfigError(given, [ConfigProblem("", "invalid TOML: tables or arrays nested too deeply")]) from None
+    except ValueError:  # an integer of more than 4300 digits
+        long = re.search(r"[0-9_]{4300}", text)
+        line = None if long is None else text.count("\n", 0, long.start()) + 1
+        raise ConfigError(given, [ConfigProblem("", "invalid TOML: a number with thousands of digits", line)]) from None
     config, issues = _validate(raw, Path(os.path.abspath(given.expanduser())))
     if config is None:
         index = _line_index(text)
@@ -65,13 +71,13 @@ _AT = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)")
 def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> ConfigProblem:
     message = str(exc)
     match = _AT.search(message)
-    line = None if match is None else int(match[1]) if match[1] else max(1, len(text.splitlines()))
+    line = None if match is None else int(match[1]) if match[1] else max(1, len(text.rstrip("\n").split("\n")))
     detail = _AT.sub("", message)
     return ConfigProblem("", f"invalid TOML: {detail[:1].lower()}{detail[1:]}", line)
 
 
 def _validate(raw: dict[str, Any], path: Path) -> tuple[Config | None, list[tuple[_Loc, str]]]:
-    issues: list[tuple[_Loc, str]] = []
+    issues = _nul_issues(raw, ())
     data: dict[str, Any] = {"path": path, "base_dir": path.parent}
     for key, value in raw.items():
         if key not in _TOP_KEYS:
@@ -82,17 +88,35 @@ def _validate(raw: dict[str, Any], path: Path) -> tuple[Config | None, list[tupl
     if not isinstance(defaults, dict):
         issues.append((("defaults",), f"expected a table, got {_show(defaults)}"))
         defaults = {}
-    issues += _defaults_issues(defaults)
+    defaults_issues = _defaults_issues(defaults)
+    issues += defaults_issues
+    reported = {loc[1] for loc, _ in defaults_issues if len(loc) > 1}  # defaults.KEY already said
     if isinstance(data.get("jobs"), dict):
         data["jobs"] = {name: _merge(defaults, job) for name, job in data["jobs"].items()}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raw_jobs = raw["jobs"] if isinstance(raw.get("jobs"), dict) else {}
+        bad_defaults = {k: v for k, v in defaults.items() if k in reported}
         issues += [(loc, msg) for loc, msg in _messages(exc, Config)
-                   if not _from_defaults(loc, raw_jobs, defaults)]
+                   if not _from_defaults(loc, raw_jobs, bad_defaults)]
         return None, issues
     return (None if issues else config), issues
+
+
+def _nul_issues(value: object, loc: _Loc) -> list[tuple[_Loc, str]]:
+    """NUL characters ("\\u0000"): valid TOML, but no path, argv or environment can hold one."""
+    nul = 'contains a NUL character ("\\u0000")'
+    if isinstance(value, str):
+        return [(loc, nul)] if "\0" in value else []
+    items: list[tuple[Any, Any]] = (list(value.items()) if isinstance(value, dict)
+                                    else list(enumerate(value)) if isinstance(value, list) else [])
+    issues: list[tuple[_Loc, str]] = []
+    for key, item in items:
+        if isinstance(key, str) and "\0" in key:
+            issues.append(((*loc, key), f"the key {nul}"))
+        issues += _nul_issues(item, (*loc, key))
+    return issues
 
 
 def _merge(defaults: dict[str, Any], job: object) -> object:
@@ -239,7 +263,7 @@ def _line_index(text: str) -> dict[_Loc, int]:
     table: _Loc = ()
     array_counts: dict[_Loc, int] = {}
     open_quote: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 ends no TOML line
         if open_quote is not None:
             open_quote = None if open_quote in line else open_quote
         elif header := _HEADER.fullmatch(line):

@@ -2,6 +2,10 @@
 
 Each returns one `ProofStatus` labelled by `ProofSpec.label`. They block (subprocess, sockets),
 which is fine: the daemon runs verification in a worker thread.
+
+A verifier program and git run as the owner of the run dir when the daemon is root and the run
+belongs to a job's own `user` (they read what that job wrote: a crafted model file must not
+run code as root), with umask 022 and an environment without the daemon's secrets.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
-
+from typing import IO, Any
 
 from policies.proofs import span
 from status.models import ProofStatus
 from supervisor._config_check import resolve_command
 from supervisor.config import ProofSpec
+from supervisor.confine import inside
+from supervisor.jobenv import SECRET_NAME
+from supervisor.spawn import JOB_UMASK, SpawnError, lookup_user
 from workers.protocol import ENV_DATA_DIR, ENV_RUN_DIR
 
 __all__ = ["verify_live"]
@@ -33,15 +40,40 @@ _BODY_LIMIT = 1 << 20  # `contains` searches the first MiB of a response
 _GIT_TIMEOUT = 30.0
 
 
-def verify_live(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime) -> ProofStatus:
-    """Run the command, http or git proof `spec` for a run started at `started_at`."""
+def verify_live(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime,
+                environ: Mapping[str, str] | None = None) -> ProofStatus:
+    """Run the command, http or git proof `spec` for a run started at `started_at`.
+
+    `environ` is what a verifier starts from (pass the job's environment); by default the
+    daemon's own, without the well-known secret names."""
+    base = _without_secrets(os.environ) if environ is None else dict(environ)
     if spec.kind == "command":
-        return _command(spec, run_dir, data_dir)
+        return _command(spec, run_dir, data_dir, base)
     if spec.kind == "http":
         return _http(spec)
     if spec.kind == "git":
-        return _git(spec, run_dir, data_dir, started_at)
+        return _git(spec, run_dir, data_dir, started_at, base)
     raise ValueError(f"not a live proof kind: {spec.kind}")
+
+
+def _without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if not SECRET_NAME.fullmatch(key)}
+
+
+def _as_owner(run_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Popen arguments that run a program as the run dir's owner (when root and that is
+    someone else); sets HOME, USER and LOGNAME in `env` to match."""
+    if os.geteuid() != 0:
+        return {}
+    st = os.stat(run_dir)
+    if st.st_uid == 0:
+        return {}
+    try:
+        who = lookup_user(str(st.st_uid))
+    except SpawnError:  # an account deleted meanwhile: its ids, no supplementary groups
+        return {"user": st.st_uid, "group": st.st_gid, "extra_groups": []}
+    env.update(who.env())
+    return {"user": who.uid, "group": who.gid, "extra_groups": list(who.groups)}
 
 
 def _result(spec: ProofSpec, ok: bool, detail: str, checks: list[str] | None = None) -> ProofStatus:
@@ -50,17 +82,19 @@ def _result(spec: ProofSpec, ok: bool, detail: str, checks: list[str] | None = N
 
 # --- command -------------------------------------------------------------------------------------
 
-def _command(spec: ProofSpec, run_dir: Path, data_dir: Path) -> ProofStatus:
+def _command(spec: ProofSpec, run_dir: Path, data_dir: Path, base: dict[str, str]) -> ProofStatus:
     if _STOPPING.is_set():
         return _result(spec, False, "interrupted: the supervisor is shutting down (not started)")
     argv = resolve_command(spec.command or [])  # a bare "python" is the daemon's interpreter
-    env = {**os.environ, ENV_RUN_DIR: str(run_dir), ENV_DATA_DIR: str(data_dir)}
+    env = {**base, ENV_RUN_DIR: str(run_dir), ENV_DATA_DIR: str(data_dir)}
+    who = _as_owner(run_dir, env)
     timeout = spec.timeout_seconds
     with tempfile.TemporaryFile() as out:
         began = time.monotonic()
         try:
             proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True, umask=JOB_UMASK,
+                                    **who)
         except OSError as exc:
             return _result(spec, False, f"cannot start the verifier {argv[0]!r}: "
                                         f"{(exc.strerror or str(exc)).lower()}")
@@ -175,23 +209,41 @@ def _http(spec: ProofSpec) -> ProofStatus:
 
 # --- git -----------------------------------------------------------------------------------------
 
-def _repo_path(repo: str, run_dir: Path, data_dir: Path) -> Path:
+def _repo_path(repo: str, run_dir: Path, data_dir: Path) -> tuple[Path, str | None]:
+    """Where the repo is, and why it is refused (or None). An absolute `repo` (or "~/...") is
+    the operator's own choice and stays as written; "data:..." and a relative one must stay
+    inside the data dir or the run dir: no absolute part, no "..", no symlink out."""
     if repo.startswith(DATA_PREFIX):
-        return data_dir / Path(repo[len(DATA_PREFIX):]).expanduser()
-    return run_dir / Path(repo).expanduser()  # an absolute repo replaces run_dir
+        root, rel, name = data_dir, Path(repo[len(DATA_PREFIX):]), "the data dir"
+    else:
+        rel = Path(repo).expanduser()
+        if rel.is_absolute():
+            return rel, None
+        root, name = run_dir, "the run dir"
+    if rel.is_absolute() or ".." in rel.parts:
+        return root, f"refused: {repo!r} must stay inside {name} {root} (no absolute paths, no '..')"
+    path = root / rel
+    if not inside(root, path):
+        return path, (f"refused: {repo!r} escapes {name}: resolves outside {root} "
+                      f"(symlink escape to {os.path.realpath(path)})")
+    return path, None
 
 
-def _git(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime) -> ProofStatus:
-    repo = _repo_path(spec.repo or "", run_dir, data_dir)
+def _git(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime,
+         base: dict[str, str]) -> ProofStatus:
+    repo, refused = _repo_path(spec.repo or "", run_dir, data_dir)
+    if refused is not None:
+        return _result(spec, False, refused)
     if not repo.is_dir():
         return _result(spec, False, f"no such directory: {repo}")
     since = started_at.astimezone(timezone.utc)
     argv = ["git", "-C", str(repo), "log", f"--since={since:%Y-%m-%d %H:%M:%S} +0000",
             "--format=%H%x09%ct%x09%s", spec.branch or "--branches", "--"]
-    env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    env = {**base, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    who = _as_owner(run_dir, env)
     try:
         done = subprocess.run(argv, capture_output=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=_GIT_TIMEOUT, check=False)
+                              timeout=_GIT_TIMEOUT, check=False, umask=JOB_UMASK, **who)
     except FileNotFoundError:
         return _result(spec, False, "cannot run git: it is not installed (no git on PATH)")
     except subprocess.TimeoutExpired:

@@ -51,14 +51,61 @@ def _load(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Masks secrets in the whole formatted record, the traceback included (a filter on a
+    logger sees only the message, and only that logger's own records)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from supervisor.notify import redact
+
+        return redact(super().format(record))
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """The log file on a full disk: say so once on stderr (which still works), not a
+    "--- Logging error ---" traceback per record; say again when it works once more."""
+
+    failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+            if self.failing:
+                self.failing = False
+                print(f"proofwatch: writing {self.baseFilename} works again", file=sys.stderr)
+        except OSError as exc:
+            if not self.failing:
+                self.failing = True
+                print(f"proofwatch: cannot write {self.baseFilename} ({exc.strerror or exc}); "
+                      "log lines go to stderr only until it can", file=sys.stderr)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            raise exc  # to emit(), which reports it once
+        super().handleError(record)
+
+
 def _setup_logging(level: str, logfile: Path | None) -> None:
     fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logfile is not None:
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(logfile))
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, handlers=handlers)
+        os.close(os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only
+        handlers.append(_QuietFileHandler(logfile))
+    for handler in handlers:
+        handler.setFormatter(_RedactingFormatter(fmt))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
+def _register_secrets(cfg: Config) -> None:
+    """Mask every secret of the config (as the environment expands it) in the daemon's logs."""
+    from supervisor.jobenv import secret_values
+    from supervisor.notify import register_secret
+
+    for value in secret_values(cfg, os.environ):
+        register_secret(value, url="://" in value)
 
 
 @app.command()
@@ -71,6 +118,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, log_level: str = "info") -> None:
     from supervisor.api import ApiStartError
 
     cfg = _load(config)
+    _register_secrets(cfg)
     _setup_logging(log_level, cfg.state_dir / "proofwatch.log")
     daemon = Daemon(cfg)
     try:
@@ -104,12 +152,17 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print status.json as it is.")] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every second.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of status.json.")] = False,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Rewrite status.json from the history (when the daemon is down).")] = False,
 ) -> None:
     """Show every job's state (reads status.json; works when the daemon is down)."""
     from status.models import status_json_schema
 
     if schema:
         out.print_json(json.dumps(status_json_schema()))
+        return
+    if rebuild:
+        _rebuild_status(_load(config))
         return
     from rich.live import Live
 
@@ -139,6 +192,48 @@ def status(
         while True:
             time.sleep(1.0)
             live.update(status_view(view(), daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]
+
+
+def _rebuild_status(cfg: Config) -> None:
+    """`status --rebuild`: status.json from the history, unless a daemon owns the file."""
+    from status.store import write_status
+    from supervisor.statusrebuild import preserve, problem_of, rebuild
+
+    try:
+        reply = request(cfg.socket_path, "ping", timeout=2.0)
+    except ControlError:
+        reply = {}
+    if reply.get("ok"):
+        out.print(f"the daemon (pid {reply.get('pid', '?')}) is running and owns {cfg.status_file}: it "
+                  "rewrites the file itself on every change (and within rescan_every if it is removed); "
+                  "nothing to rebuild", highlight=False)
+        return
+    if not cfg.history_db.exists():
+        fail(f"{cfg.history_db}: no history to rebuild {cfg.status_file.name} from (has the daemon run?)")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    now = datetime.now(timezone.utc)
+    try:
+        doc = rebuild(cfg, now)
+    except SQLAlchemyError as exc:
+        fail(f"{cfg.history_db}: cannot read the history: {str(exc).splitlines()[0]}")
+    try:
+        problem = problem_of(cfg.status_file)
+        kept = preserve(cfg.status_file, now) if problem else None
+        write_status(cfg.status_file, doc)
+    except OSError as exc:
+        fail(f"{cfg.status_file}: cannot rebuild: {exc}")
+    if problem:
+        err.print(f"warning: {problem}; kept as {kept}", highlight=False, markup=False)
+    active = [f"{name} ({j.state.value})" for name, j in doc.jobs.items() if j.state.is_active]
+
+    def n(count: int, what: str) -> str:
+        return f"{count} {what}" + ("" if count == 1 else "s")
+
+    out.print(f"rebuilt {cfg.status_file} from {cfg.history_db}: {n(len(doc.jobs), 'job')}, "
+              f"{n(len(doc.alerts) - 1, 'active alert')}, {n(len(doc.recent), 'recent run')}"
+              + (f"; left active when the daemon stopped, shown as last recorded: {', '.join(active)}"
+                 if active else ""), highlight=False)
 
 
 @app.command()
@@ -207,12 +302,19 @@ def logs(
     run_id: Annotated[Optional[str], typer.Option("--run")] = None,
 ) -> None:
     """Show the output of a job's latest (or a given) run."""
+    from supervisor.confine import RUN_ID_PART, inside, is_job_name
     from supervisor.logfollow import follow_run, latest_run_dir
 
     cfg = _load(config)
+    if not is_job_name(job):
+        fail(f'{job!r} is not a job name (letters, digits, "_", "." and "-")', 2)
+    if run_id is not None and not RUN_ID_PART.fullmatch(run_id):
+        fail(f"--run {run_id!r} is not a run id (like 20261125T084455123Z-3f9a1c, or its end)", 2)
     run_dir = latest_run_dir(cfg, job, run_id)
     if run_dir is None:
         fail(f"no run of {job!r} found under {cfg.runs_dir / job}")
+    if not inside(cfg.runs_dir, run_dir):
+        fail(f"{run_dir} resolves outside {cfg.runs_dir}: not read", 2)
     follow_run(cfg, job, run_dir, "stderr.log" if stderr else "stdout.log", lines, follow, out)
 
 

@@ -195,10 +195,19 @@ def _check_env_refs(env: dict[str, str]) -> dict[str, str]:
 
 # --- models --------------------------------------------------------------------------------
 
+def _kind_of(value: object) -> str:
+    """What a value is, without showing it (for secrets given with the wrong type)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "a table", list: "a list"}.get(type(value), "a " + type(value).__name__)
+
+
 def _to_secret(value: object) -> object:
     if isinstance(value, (str, SecretStr)):
         return value
-    raise ValueError(f"expected a string, got {_show(value)}")
+    raise ValueError(f"expected a string, got {_kind_of(value)}")  # never the value: a secret
 
 
 _Secret = Annotated[SecretStr, BeforeValidator(_to_secret)]
@@ -382,10 +391,22 @@ class ProofSpec(_Model):
 def _to_token(value: object) -> object:
     if isinstance(value, (str, SecretStr)):
         return value
-    raise ValueError(f'expected a string (a literal, or "${{VAR}}" read from the environment), got {_show(value)}')
+    raise ValueError(f'expected a string (a literal, or "${{VAR}}" read from the environment), '
+                     f"got {_kind_of(value)}")  # never the value: it may be the secret itself
 
 
 _Token = Annotated[SecretStr, BeforeValidator(_to_token)]  # "${VAR}" expands when used
+
+
+def _check_user(name: str) -> str:
+    import pwd  # the accounts of this host; looked up once, when the config is loaded
+
+    try:
+        pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except (KeyError, OverflowError):
+        raise ValueError(f"no such user {_show(name)} on this host (create it, e.g. "
+                         f"useradd --system --no-create-home {name}, or fix the name)") from None
+    return name
 
 
 class JobSettings(_Model):
@@ -416,7 +437,7 @@ class JobSettings(_Model):
     proofs: list[ProofSpec] = []
     description: str = ""
     heartbeat_token: _Token | None = None  # remote heartbeats over HTTP must carry it
-    user: _Text | None = None  # run as this Unix user (the daemon must be root to switch)
+    user: Annotated[_Text, AfterValidator(_check_user)] | None = None  # run as this Unix user
     allow_root: bool = False  # run as root even though the daemon runs as root
 
     @property

@@ -15,6 +15,8 @@ import random
 import shlex
 import signal
 import socket
+import stat
+import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -39,9 +41,11 @@ from supervisor import selfwatch
 from supervisor.hostwatch import HostWatch
 from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook
-from supervisor.config import Config, ConfigError, EnvError, expand_env, load_config, resolve_command
+from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command
 from supervisor.control import ApiServer, check_not_running, serve_control
+from supervisor.diskfull import DiskWatch
 from supervisor.durations import format_duration, parse_duration
+from supervisor.jobenv import job_environment
 from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
 from supervisor.proofs import failure_summary, verify_all
@@ -50,7 +54,9 @@ from supervisor.reload import plan_reload
 from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
-from supervisor.spawn import Child, SpawnError, spawn
+from supervisor.spawn import (Child, SpawnError, expose_state_dir, give_run_dir, identity_for, spawn,
+                              write_private)
+from supervisor.statusrebuild import check_at_start
 from supervisor.statuswriter import StatusWriter
 from supervisor.watch import watch_runs
 from workers.protocol import (
@@ -105,6 +111,7 @@ class Daemon:
         self._tg: TaskGroup | None = None
         self._orphans: dict[int, datetime] = {}
         self._adopted: list[tuple[JobRuntime, RunState]] = []  # runs taken over at start
+        self.reconciled_at: float | None = None  # time.monotonic() of the reconciler's last pass
         self._leave_running = False  # set by shutdown(): leave the runs for the next daemon
         self._due: dict[str, datetime] = {}  # job -> when it next needs the reconciler
         self._full_pass = True
@@ -128,12 +135,21 @@ class Daemon:
         allow_verifiers()
         for d in (cfg.state_dir, cfg.runs_dir, cfg.state_dir / SCRATCH_DIR):
             d.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)  # the daemon's own files are owner-only; jobs get umask 022 (spawn.py)
         os.chmod(cfg.state_dir, 0o700)
+        if os.geteuid() == 0 and any(js.user for js in cfg.jobs.values()):
+            expose_state_dir(cfg.state_dir, cfg.state_dir / SCRATCH_DIR)  # adopted user jobs reach their runs
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.history = await anyio.to_thread.run_sync(History, cfg.history_db)
-        self.recorder = Recorder(self.history, cfg.alerts_log)
+        self.recorder = Recorder(self.history, cfg.alerts_log, on_write=self._write_outcome)
         self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
-        self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval)
+        self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval,
+                                   on_write=self._write_outcome)
+        self.disks = DiskWatch(self.alerts, self.clock, {"state_dir": cfg.state_dir, "data_dir": cfg.data_dir},
+                               retry=(self.recorder.retry_now, self.status.retry_now), on_change=self._disk_changed)
+        for found in await anyio.to_thread.run_sync(check_at_start, cfg.status_file, self.clock.now()):
+            log.warning("%s", found)
+            self._event(None, None, "supervisor", found)
         await self._restore()
         self.hostwatch = HostWatch(self)
         self.notifier = NotifyLoop(self)
@@ -142,6 +158,7 @@ class Daemon:
             self._tg = tg
             tg.start_soon(self.recorder.serve)
             tg.start_soon(self.status.serve)
+            tg.start_soon(self.disks.serve, cfg.supervisor.rescan_every)
             if handle_signals:
                 tg.start_soon(self._signals)
             self.api = await tg.start(serve_control, self)
@@ -150,12 +167,12 @@ class Daemon:
             tg.start_soon(self.hostwatch.serve)
             await tg.start(self.notifier.serve)
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
-            await self.status.write_now()
+            await self.status.try_write()  # a full disk is alerted and retried, not fatal
             self.ready.set()
             tg.start_soon(selfwatch.serve, self)
             await self._reconcile_loop()
-            await self.recorder.flush()
-            await self.status.write_now()
+            await self.recorder.flush()  # returns at once while writes fail; serve() tries once more
+            await self.status.try_write()
             self._stop_watch.set()
             tg.cancel_scope.cancel()
         self.history.close()
@@ -246,28 +263,38 @@ class Daemon:
 
     def _unrecorded_runs(self, known: dict[str, RunRow]) -> list[RunRow]:
         """Runs spawned just before the previous daemon died, before the history had them:
-        their run dir holds a pid file but the history has no row."""
-        out = []
-        for pidfile in self.config.runs_dir.glob(f"*/*/{PIDFILE}"):
-            run_dir = pidfile.parent
-            if run_dir.name in known:
-                continue
-            try:
-                pid, created = adopt.read_pidfile(pidfile.read_text())
-                started = datetime.fromtimestamp(pidfile.stat().st_mtime, timezone.utc)
-            except (OSError, ValueError, IndexError):
-                continue
-            if adopt.is_same_process(pid, created, started):
-                out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
-                                  host=self.hostname, started_at=started, pid=pid, pid_created=created,
-                                  run_dir=str(run_dir)))
-        noted = set(known) | {row.run_id for row in out}
-        for run_dir, pid in adopt.run_leaders(self.config.runs_dir, ENV_RUN_DIR).items():
-            created = adopt.create_time(pid)  # spawned, then the daemon died before the pid file
-            if run_dir.name not in noted and created is not None and run_dir.parent.parent == self.config.runs_dir:
+        a live run leader found by its environment (adopted), or a run dir the history does
+        not know, with a pid file (alive: adopted; gone: closed as lost) or without one (its
+        process, if it ever ran, is gone: closed as lost)."""
+        dirs = {d.name: d for d in self.config.runs_dir.glob("*/*") if d.name not in known}
+        recorded = self.history.known_ids(dirs) if dirs else set()
+        out: list[RunRow] = []
+        leaders = adopt.run_leaders(self.config.runs_dir, ENV_RUN_DIR)
+        for run_dir, pid in leaders.items():
+            created = adopt.create_time(pid)
+            if run_dir.name in dirs and run_dir.name not in recorded and created is not None:
                 out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
                                   host=self.hostname, started_at=datetime.fromtimestamp(created, timezone.utc),
                                   pid=pid, pid_created=created, run_dir=str(run_dir)))
+        found = {row.run_id for row in out}
+        for run_id, run_dir in dirs.items():
+            if run_id in recorded or run_id in found or not run_dir.is_dir():
+                continue
+            pid, created = None, None
+            try:
+                st = (run_dir / PIDFILE).lstat()
+                if st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
+                    raise ValueError("a pid file the daemon did not write (a job owns its run dir)")
+                pid, created = adopt.read_pidfile((run_dir / PIDFILE).read_text())
+                started = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+            except (OSError, ValueError, IndexError):  # died between spawn and its pid file
+                try:
+                    started = datetime.fromtimestamp(run_dir.stat().st_mtime, timezone.utc)
+                except OSError:
+                    continue
+            out.append(RunRow(run_id=run_id, job=run_dir.parent.name, state=JobState.STARTING.value,
+                              host=self.hostname, started_at=started, pid=pid, pid_created=created,
+                              run_dir=str(run_dir)))
         return out
 
     def _adopt(self, row: RunRow, now: datetime) -> bool:
@@ -294,6 +321,9 @@ class Daemon:
                     os.close(handle.pidfd)
                 return False
             run.child = handle
+            pidfile = run.run_dir / PIDFILE
+            if not pidfile.exists():  # found by its environment: note it before anything else
+                write_private(pidfile, adopt.pidfile_text(row.pid, row.pid_created))
             what = (f"re-adopted pid {row.pid} ({row.command or 'command not recorded'}), alive since "
                     f"{row.started_at.isoformat(timespec='seconds')}: its exit status will be unknown, so it "
                     "is judged by its heartbeats and proofs")
@@ -346,6 +376,7 @@ class Daemon:
         while True:
             self._wake = anyio.Event()
             now = self.clock.now()
+            self.reconciled_at = time.monotonic()  # the watchdog's proof that this loop turns
             if self.shutdown_reason and self._leave_running:
                 left = [job.run for job in self.jobs.values() if job.run is not None]
                 for run in left:
@@ -525,7 +556,8 @@ class Daemon:
         try:
             proofs = await anyio.to_thread.run_sync(
                 partial(verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir,
-                        run.started_at, config_dir=self.config.base_dir))
+                        run.started_at, config_dir=self.config.base_dir,
+                        environ=job_environment(self.config, job.name, os.environ)))
         except Exception as exc:
             log.exception("job=%s run=%s live proof verification crashed", job.name, run.run_id)
             proofs, crashed = [], f"verification crashed: {exc}"
@@ -696,7 +728,7 @@ class Daemon:
         run_id = new_run_id(now)
         cfg = self.config
         run_dir = cfg.runs_dir / job.name / run_id
-        run_dir.parent.mkdir(mode=0o700, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         run_dir.mkdir(mode=0o700)
         run = RunState(job.name, run_id, js.kind, run_dir, now)
         job.run, job.last_started_at, job.next_start_at, job.error, job.waiting = run, now, None, None, ""
@@ -722,7 +754,10 @@ class Daemon:
         run.child, run.pid, run.command = child, child.pid, shlex.join(child.popen.args)
         run.pid_created = adopt.create_time(child.pid)
         # found again (and re-adopted) even if the daemon dies before the history has the run
-        write_private(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
+        try:
+            write_private(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
+        except OSError as exc:  # a full disk: the run goes on (a later daemon finds it by its environment)
+            log.warning("job=%s run=%s cannot write its pid file: %s", job.name, run_id, exc)
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
         assert self._tg is not None
         self._tg.start_soon(self._await_exit, job, run)
@@ -793,7 +828,8 @@ class Daemon:
         try:
             proofs = await anyio.to_thread.run_sync(
                 partial(verify_all, js.proofs, run.declared_proofs, run.run_dir, self.config.data_dir,
-                        run.started_at, config_dir=self.config.base_dir)
+                        run.started_at, config_dir=self.config.base_dir,
+                        environ=job_environment(self.config, job.name, os.environ))
             )
         except Exception as exc:  # a verifier bug is a failed proof, not a daemon crash
             log.exception("job=%s run=%s proof verification crashed", job.name, run.run_id)
@@ -1104,3 +1140,13 @@ class Daemon:
             host=self.hostwatch.status if self.hostwatch else None,
             notify=self.notifier.status() if self.notifier else None,
         )
+
+    # ---- write outcomes (a full disk) ----------------------------------------------------
+
+    def _write_outcome(self, what: str, path: Path, exc: BaseException | None) -> None:
+        """A write of status.json, the history or alerts.jsonl succeeded (exc None) or failed."""
+        self.disks.report(what, path, exc)
+
+    def _disk_changed(self) -> None:
+        self.status.changed(urgent=True)
+        self.notify_change()

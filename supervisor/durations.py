@@ -6,6 +6,8 @@ import re
 
 __all__ = ["format_duration", "not_a_duration", "parse_duration"]
 
+_MAX_SECONDS = 36_500 * 86_400.0  # 100 years: any longer overflows a date when added to now
+
 _UNIT_SECONDS: dict[str, float] = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _UNIT_ORDER = ("d", "h", "m", "s", "ms")
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
@@ -34,12 +36,17 @@ def parse_duration(text: str) -> float:
             raise ValueError(not_a_duration(text))
         last_rank = rank
         total += float(number) * _UNIT_SECONDS[unit]
+    if total > _MAX_SECONDS:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f'"{shown}" is too long (at most "36500d", 100 years)')
     return total
 
 
 def not_a_duration(value: object) -> str:
     """Return the one-line message for a value that is not a duration, with a fix to copy."""
     shown = f'"{value}"' if isinstance(value, str) else _plain(value)
+    if len(shown) > 60:  # a line, not a screenful
+        shown = shown[:56] + ('..."' if isinstance(value, str) else "...")
     return f'{shown} is not a duration (use e.g. "{_suggest(value)}")'
 
 
@@ -52,7 +59,7 @@ def _plain(value: object) -> str:
 def _suggest(value: object) -> str:
     if isinstance(value, bool):
         return "20m"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and abs(value) < 1e9:  # not 1e400 (OverflowError), nor nan
         return f"{abs(value):g}s"
     if isinstance(value, str):
         match = _LOOSE.fullmatch(value)

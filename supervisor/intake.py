@@ -6,6 +6,7 @@ Pure bookkeeping on a RunState; the daemon decides the state transitions from th
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,16 +44,22 @@ def read_heartbeat(run: RunState, now: datetime, since: datetime | None = None) 
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     if stamp == run.hb_stamp:
         return NOTHING  # the common case of a rescan: one stat, no read
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a FIFO put in its place must not hang the daemon at open()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)  # no link followed
     except FileNotFoundError:
         return NOTHING
+    except OSError as exc:
+        return _error(run, f"heartbeat file cannot be opened: {exc.strerror}")
     try:
         st = os.fstat(fd)  # the file we opened (it may have been replaced since the stat)
         run.hb_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if st.st_size > HEARTBEAT_MAX_BYTES:
+        if not stat.S_ISREG(st.st_mode):
+            return _error(run, "heartbeat file is not a regular file; not read")
+        if st.st_size > HEARTBEAT_MAX_BYTES:  # decided from fstat alone: not one byte is read
             return _error(run, f"heartbeat file is {st.st_size} bytes (limit {HEARTBEAT_MAX_BYTES}); not read")
         raw = os.read(fd, st.st_size + 1)  # sized read: never a 1 MB buffer per heartbeat
+    except OSError as exc:
+        return _error(run, f"heartbeat file cannot be read: {exc.strerror}")
     finally:
         os.close(fd)
     try:

@@ -2,7 +2,8 @@
 
 File proofs (file, text/log, json, jsonl, png, jpeg, parquet, sqlite) must resolve inside the
 run dir or the data dir (no `..`, no absolute paths elsewhere, no symlink escapes: refused and
-never read), be fresh (modified after the run started), not empty and at least `min_bytes`,
+never read; judged again on the file actually opened, so a link swapped in meanwhile is caught,
+and only regular files are read, so a FIFO cannot hang the verifier), be fresh (modified after the run started), not empty and at least `min_bytes`,
 pass their kind's content checks (`_proof_kinds`), match at least `min_count` such files, and,
 with `max_age`, the newest match must be younger than that when checked. Each matched file is
 recorded with size, sha256, mtime and the checks it passed. Command, http and git proofs
@@ -27,6 +28,7 @@ from status.models import ProofStatus
 from supervisor._proof_kinds import ProofFailed, check_content
 from supervisor._proof_live import verify_live
 from supervisor.config import FILE_PROOF_KINDS, ProofSpec
+from supervisor.confine import Escape, inside, open_inside
 
 __all__ = ["DATA_PREFIX", "DeclaredProof", "failure_summary", "verify_all", "verify_spec"]
 
@@ -47,17 +49,19 @@ def verify_all(
     *,
     now: datetime | None = None,
     config_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[ProofStatus]:
     """Check the configured proofs and those the worker declared through the sdk.
 
     `config_dir` anchors relative JSON Schema paths (pass the config file's directory);
-    `now` is when max_age is judged (default: the wall clock).
+    `now` is when max_age is judged (default: the wall clock); `environ` is what verifier
+    programs start from (pass the job's environment, `supervisor.jobenv.job_environment`).
     """
     started_at = _aware(started_at)
     now = _aware(now) if now is not None else datetime.now(timezone.utc)
     out: list[ProofStatus] = []
     for spec in specs:
-        out.extend(_guarded(spec, spec.label, run_dir, data_dir, started_at, now, config_dir))
+        out.extend(_guarded(spec, spec.label, run_dir, data_dir, started_at, now, config_dir, environ))
     seen = {p.path for p in out}
     for item in extra:
         declared = _declared(item)
@@ -76,7 +80,7 @@ def verify_all(
             continue
         pattern = glob.escape(rel) if glob.has_magic(rel) else rel  # a declared path is literal
         spec = ProofSpec.model_validate({"path": pattern, "kind": kind})
-        out.extend(_guarded(spec, rel, run_dir, data_dir, started_at, now, config_dir))
+        out.extend(_guarded(spec, rel, run_dir, data_dir, started_at, now, config_dir, environ))
     return out
 
 
@@ -88,12 +92,13 @@ def verify_spec(
     *,
     now: datetime | None = None,
     config_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[ProofStatus]:
     """Check one proof: one ProofStatus per matched file (plus one per unmet count or age)."""
     started_at = _aware(started_at)
     now = _aware(now) if now is not None else datetime.now(timezone.utc)
     if not spec.is_file_kind:
-        return [verify_live(spec, run_dir, data_dir, started_at)]
+        return [verify_live(spec, run_dir, data_dir, started_at, environ)]
     return _verify_files(spec, run_dir, data_dir, started_at, now, config_dir)
 
 
@@ -104,10 +109,11 @@ def failure_summary(proofs: Sequence[ProofStatus]) -> str | None:
 
 
 def _guarded(spec: ProofSpec, label: str, run_dir: Path, data_dir: Path, started_at: datetime,
-             now: datetime, config_dir: Path | None) -> list[ProofStatus]:
+             now: datetime, config_dir: Path | None, environ: Mapping[str, str] | None) -> list[ProofStatus]:
     """verify_spec, but a verifier bug fails this proof only, never the others."""
     try:
-        return verify_spec(spec, run_dir, data_dir, started_at, now=now, config_dir=config_dir)
+        return verify_spec(spec, run_dir, data_dir, started_at, now=now, config_dir=config_dir,
+                           environ=environ)
     except Exception as exc:
         log.exception("proof %s (%s) crashed while being verified", label, spec.kind)
         return [ProofStatus(path=label, kind=spec.kind, ok=False,
@@ -124,12 +130,10 @@ def _root_and_pattern(path: str, run_dir: Path, data_dir: Path) -> tuple[Path, s
     return run_dir, path, ""
 
 
-def _inside(root: Path, candidate: Path) -> bool:
-    try:
-        candidate.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def _escaped(spec: ProofSpec, match: Path, root: Path, prefix: str, real: str) -> ProofStatus:
+    where = "the data dir" if prefix else "the run dir"
+    return ProofStatus(path=str(match), kind=spec.kind, ok=False,
+                       detail=f"refused: escapes {where}: resolves outside {root} (symlink escape to {real})")
 
 
 def sha256_of(path: Path) -> str:
@@ -141,13 +145,27 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sha256_fd(fd: int) -> str:
+    h, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        h.update(chunk)
+        offset += len(chunk)
+    return h.hexdigest()
+
+
+def _fd_path(fd: int, fallback: Path) -> Path:
+    """A path that reopens exactly the file behind `fd` (whatever is at `fallback` by now)."""
+    via = Path(f"/proc/self/fd/{fd}")
+    return via if via.exists() else fallback
+
+
 def _verify_files(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: datetime,
                   now: datetime, config_dir: Path | None) -> list[ProofStatus]:
     where = spec.path or ""
     root, pattern, prefix = _root_and_pattern(where, run_dir, data_dir)
     if os.path.isabs(pattern) or ".." in Path(pattern).parts:
         return [ProofStatus(path=where, kind=spec.kind, ok=False,
-                            detail=f"refused: {where!r} must stay inside {root}")]
+                            detail=f"refused: {where!r} must stay inside {root} (no absolute paths, no '..')")]
     # escape the root: only the pattern is a glob (a state_dir like "var[1]" must still match)
     matches = sorted(Path(p) for p in glob.glob(os.path.join(glob.escape(str(root)), pattern), recursive=True))
     results: list[ProofStatus] = []
@@ -155,14 +173,25 @@ def _verify_files(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: da
     is_glob = glob.has_magic(pattern)
     stale = 0
     for match in matches:
-        if not _inside(root, match):
-            results.append(ProofStatus(path=str(match), kind=spec.kind, ok=False,
-                                       detail=f"refused: resolves outside {root} (symlink escape)"))
+        if not inside(root, match):  # refused before it is even opened (a device, say)
+            results.append(_escaped(spec, match, root, prefix, os.path.realpath(match)))
             continue
-        if not match.is_file():
-            continue  # a directory matched by "**" or a dangling link inside the root
         label = prefix + str(match.relative_to(root))
-        result = _verify_file(spec, match, label, started_at, config_dir)
+        try:  # judged again by the file actually opened: the job may swap links meanwhile
+            fd = open_inside(root, match)
+        except Escape as exc:
+            results.append(_escaped(spec, match, root, prefix, exc.real))
+            continue
+        except (FileNotFoundError, IsADirectoryError):
+            continue  # a directory matched by "**" or a dangling link inside the root
+        except OSError as exc:
+            results.append(ProofStatus(path=label, kind=spec.kind, ok=False,
+                                       detail=f"refused: {(exc.strerror or str(exc)).lower()}"))
+            continue
+        try:
+            result = _verify_file(spec, fd, match, label, started_at, config_dir)
+        finally:
+            os.close(fd)
         if is_glob and not result.ok and result.detail.startswith("stale"):
             stale += 1  # left over from an earlier run: not this run's work, but not a failure
             continue
@@ -186,11 +215,12 @@ def _verify_files(spec: ProofSpec, run_dir: Path, data_dir: Path, started_at: da
     return results
 
 
-def _verify_file(spec: ProofSpec, path: Path, label: str, started_at: datetime,
+def _verify_file(spec: ProofSpec, fd: int, match: Path, label: str, started_at: datetime,
                  config_dir: Path | None) -> ProofStatus:
     checks: list[str] = []
+    path = _fd_path(fd, match)
     try:
-        st = path.stat()
+        st = os.fstat(fd)
         mtime = datetime.fromtimestamp(st.st_mtime, timezone.utc)
         problem = fresh_problem(mtime, started_at)
         if problem is None:
@@ -202,7 +232,7 @@ def _verify_file(spec: ProofSpec, path: Path, label: str, started_at: datetime,
                 check_content(spec, path, checks, config_dir=config_dir)
             except ProofFailed as exc:
                 problem = exc.detail
-        digest = sha256_of(path)
+        digest = _sha256_fd(fd)
     except OSError as exc:
         return ProofStatus(path=label, kind=spec.kind, ok=False,
                            detail=f"unreadable: {(exc.strerror or str(exc)).lower()}", checks=checks)

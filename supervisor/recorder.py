@@ -2,6 +2,12 @@
 
 Callers enqueue rows without blocking the event loop; one task applies them in batches, in
 order, on a worker thread. `flush()` waits until everything enqueued so far is written.
+
+A write that fails (a full disk: ENOSPC, SQLite's "database or disk is full"; a locked or
+broken database) loses nothing: the rows go back to the front of the queue and are retried
+with backoff (0.5 s doubling to 10 s, or at once on `retry_now()`), and every outcome is
+reported to `on_write` (the daemon's disk-full watch). The history and alerts.jsonl are
+retried separately, so a batch is never applied twice.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +26,44 @@ import anyio
 import anyio.to_thread
 
 from status.history import AlertRow, Batch, EventRow, History, RowData, RunRow
+from supervisor.diskfull import no_space
 
 log = logging.getLogger(__name__)
+
+WriteReport = Callable[[str, Path, BaseException | None], None]  # (what, path, error or None)
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+
+EngineCall = Callable[[Engine], object]
+
+
+@dataclass
+class _Outcome:
+    history_error: BaseException | None = None
+    calls_left: list[EngineCall] = field(default_factory=list)
+    lines_error: OSError | None = None
 
 
 class Recorder:
     """Batches history writes and alert log lines."""
 
-    def __init__(self, history: History, alerts_log: Path) -> None:
+    def __init__(self, history: History, alerts_log: Path, *, on_write: WriteReport | None = None) -> None:
         self.history = history
         self.alerts_log = alerts_log
+        db = history.engine.url.database if history.engine.url.get_backend_name() == "sqlite" else None
+        self.history_path = Path(db) if db else alerts_log.with_name("history.db")
+        self.on_write = on_write or (lambda what, path, exc: None)
         self._runs: dict[str, RunRow | RowData] = {}
         self._events: list[EventRow | RowData] = []
         self._alerts: dict[str, AlertRow] = {}
         self._lines: list[str] = []
-        self._calls: list[Callable[[Engine], object]] = []
+        self._calls: list[EngineCall] = []
         self._pending = anyio.Event()
         self._written = anyio.Event()
+        self._retry = anyio.Event()
         self._busy = False
+        self._errors: dict[str, str] = {}  # target -> error text, while its writes fail
+        self._delay = RETRY_FIRST
 
     def run(self, row: RunRow | RowData) -> None:
         """Upsert a run row (a RunRow or its columns as a dict, the cheap form). Rows handed
@@ -56,11 +83,24 @@ class Recorder:
             self._lines.append(json.dumps(log_line, default=str))
         self._pending.set()
 
-    def call(self, fn: Callable[[Engine], object]) -> None:
+    def call(self, fn: EngineCall) -> None:
         """Run `fn(engine)` in the writer thread, in order with the other writes (e.g. host
         samples), so the history has a single writer."""
         self._calls.append(fn)
         self._pending.set()
+
+    @property
+    def failing(self) -> dict[str, str]:
+        """What cannot be written now ("history.db", "alerts.jsonl") and the error."""
+        return dict(self._errors)
+
+    def queued(self) -> int:
+        """Rows and lines waiting to be written."""
+        return len(self._runs) + len(self._events) + len(self._alerts) + len(self._lines) + len(self._calls)
+
+    def retry_now(self) -> None:
+        """Retry failed writes now instead of at the end of the backoff (space is back)."""
+        self._retry.set()
 
     def _take(self) -> tuple[Batch, list[str]]:
         batch = Batch(
@@ -72,63 +112,132 @@ class Recorder:
         self._runs, self._events, self._alerts, self._lines = {}, [], {}, []
         return batch, lines
 
-    def _write(self, batch: Batch, lines: list[str], calls: list[Callable[[Engine], object]]) -> None:
-        self.history.apply(batch)
-        for fn in calls:
+    def _write(self, batch: Batch, lines: list[str], calls: list[EngineCall]) -> _Outcome:
+        out = _Outcome()
+        if batch.runs or batch.events or batch.alerts:
             try:
-                fn(self.history.engine)
-            except Exception:
-                log.exception("history write %r failed; dropped", fn)
+                self.history.apply(batch)  # one transaction: all of it or none
+            except Exception as exc:
+                out.history_error, out.calls_left = exc, list(calls)
+        if out.history_error is None:
+            for i, fn in enumerate(calls):
+                try:
+                    fn(self.history.engine)
+                except Exception as exc:
+                    if no_space(exc) is None:
+                        log.exception("history write %r failed; dropped", fn)
+                        continue
+                    out.history_error, out.calls_left = exc, calls[i:]
+                    break
         if lines:
-            fd = os.open(self.alerts_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a") as f:
-                f.write("".join(line + "\n" for line in lines))
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                self._append(lines)
+            except OSError as exc:
+                out.lines_error = exc
+        return out
+
+    def _append(self, lines: list[str]) -> None:
+        """Append whole lines to alerts.jsonl, or none: a failed write is cut back off."""
+        data = memoryview("".join(line + "\n" for line in lines).encode())
+        fd = os.open(self.alerts_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, start)  # no torn line: the lines are retried whole
+                except OSError:
+                    pass
+                raise
+        finally:
+            os.close(fd)
 
     async def serve(self) -> None:
         """Apply queued changes until cancelled (then write what is left)."""
         try:
             while True:
                 await self._pending.wait()
-                await self._drain()
+                if not await self._drain():
+                    with anyio.move_on_after(self._delay):
+                        await self._retry.wait()
+                    self._delay = min(self._delay * 2, RETRY_MAX)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._drain()
+                if self.queued():
+                    log.error("%d history rows and alert lines could not be written before exit (%s)",
+                              self.queued(), "; ".join(f"{k}: {v}" for k, v in self._errors.items()))
 
-    async def _drain(self) -> None:
+    async def _drain(self) -> bool:
+        """Write what is queued; False when something failed (it is queued again)."""
         self._pending = anyio.Event()
         batch, lines = self._take()
         calls, self._calls = self._calls, []
         if not (batch.runs or batch.events or batch.alerts or lines or calls):
             self._signal_written()
-            return
+            return True
         self._busy = True
         try:
-            await anyio.to_thread.run_sync(self._write, batch, lines, calls)
-        except Exception:
-            log.exception("history write failed; %d events kept for retry", len(batch.events))
-            self._requeue(batch, lines)
-            await anyio.sleep(1.0)
+            with anyio.CancelScope(shield=True):  # the outcome must be seen, or rows would be lost
+                out = await anyio.to_thread.run_sync(self._write, batch, lines, calls)
         finally:
             self._busy = False
-        if not self._pending.is_set():
-            self._signal_written()
+        self._retry = anyio.Event()
+        if out.history_error is not None:
+            self._requeue(batch, [], out.calls_left)
+        if out.lines_error is not None:
+            self._requeue(Batch(), lines, [])
+        ok = True
+        for what, path, done, exc in (
+            (self.history_path.name, self.history_path, bool(batch.runs or batch.events or batch.alerts or calls),
+             out.history_error),
+            (self.alerts_log.name, self.alerts_log, bool(lines), out.lines_error),
+        ):
+            if exc is not None:
+                ok = False
+                self._failed(what, path, exc)
+            elif done:
+                if self._errors.pop(what, None) is not None:
+                    log.info("%s written again (%d rows were waiting)", what, len(batch.events) + len(batch.runs)
+                             + len(batch.alerts) + len(lines) + len(calls))
+                self.on_write(what, path, None)
+        if ok:
+            self._delay = RETRY_FIRST
+        if not self._pending.is_set() or not ok:
+            self._signal_written()  # on failure too: flush() stops waiting for what cannot be written
+        return ok
 
-    def _requeue(self, batch: Batch, lines: list[str]) -> None:
+    def _failed(self, what: str, path: Path, exc: BaseException) -> None:
+        text = no_space(exc) or f"{type(exc).__name__}: {exc}"
+        if self._errors.get(what) != text:
+            self._errors[what] = text
+            log.error("%s write failed (%s); %d rows kept in memory, retried with backoff",
+                      what, text, self.queued(), exc_info=no_space(exc) is None)
+        self.on_write(what, path, exc)
+
+    def _requeue(self, batch: Batch, lines: list[str], calls: list[EngineCall]) -> None:
         for r in batch.runs:
             self._runs.setdefault(r["run_id"] if isinstance(r, dict) else r.run_id, r)
         self._events[:0] = list(batch.events)
         for a in batch.alerts:
             self._alerts.setdefault(a.id, a)
         self._lines[:0] = lines
+        self._calls[:0] = calls
         self._pending.set()
 
     def _signal_written(self) -> None:
         self._written.set()
         self._written = anyio.Event()
 
-    async def flush(self) -> None:
-        """Wait until everything enqueued before this call is written."""
+    async def flush(self) -> bool:
+        """Wait until everything enqueued before this call is written. Returns False at once
+        while writes fail (what is queued stays queued and is retried): callers never hang on
+        a full disk."""
         while self._pending.is_set() or self._busy:
+            if self._errors:
+                return False
             await self._written.wait()
+        return not self._errors

@@ -1,11 +1,18 @@
 """The single writer of status.json: coalesces changes to at most one write per
-`min_interval`, and writes at once when a state changed."""
+`min_interval`, and writes at once when a state changed.
+
+Every write is atomic (status.store.write_atomic: temp file, fsync, rename, directory fsync),
+so the file on disk is always a complete document. A write that fails (a full disk) leaves
+the previous version in place, is reported to `on_write` and retried with backoff (0.5 s
+doubling to 10 s, or at once on `retry_now()`), always with the newest document.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -13,6 +20,8 @@ import anyio.to_thread
 
 from status.models import StatusDocument
 from status.store import dump_status, write_atomic
+from supervisor.diskfull import no_space
+from supervisor.recorder import RETRY_FIRST, RETRY_MAX, WriteReport
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +30,19 @@ class StatusWriter:
     """Writes status.json when told something changed."""
 
     def __init__(
-        self, path: Path, build: Callable[[], StatusDocument], min_interval: float
+        self, path: Path, build: Callable[[], StatusDocument], min_interval: float, *,
+        on_write: WriteReport | None = None,
     ) -> None:
         self.path = path
         self.build = build
         self.min_interval = min_interval
+        self.on_write = on_write or (lambda what, path, exc: None)
         self.writes = 0
+        self.failures = 0  # consecutive failed writes (0 when the file is current)
+        self.error: str | None = None  # why the last write failed, while it keeps failing
         self._dirty = anyio.Event()
         self._urgent = anyio.Event()
+        self._retry = anyio.Event()
         self._last = 0.0
         self._lock = anyio.Lock()
 
@@ -38,16 +52,40 @@ class StatusWriter:
         if urgent:
             self._urgent.set()
 
+    def retry_now(self) -> None:
+        """Retry a failed write now instead of at the end of the backoff (space is back)."""
+        self._retry.set()
+
     async def write_now(self) -> None:
-        """Build and write the document immediately."""
+        """Build and write the document immediately; OSError when it cannot be written (the
+        file then keeps its previous complete version)."""
         async with self._lock:  # one write at a time, each with the newest document
             data = dump_status(self.build())
-            await anyio.to_thread.run_sync(write_atomic, self.path, data)
+            try:
+                # 0600: it names runs, errors and stderr tails; the state dir may be 0711 (`user` jobs)
+                await anyio.to_thread.run_sync(partial(write_atomic, self.path, data, mode=0o600))
+            except OSError as exc:
+                self._failed(exc)
+                raise
+            if self.failures:
+                log.info("%s written again after %d failed attempts", self.path, self.failures)
+            self.failures, self.error = 0, None
             self.writes += 1
             self._last = time.monotonic()
+            self.on_write(self.path.name, self.path, None)
+
+    async def try_write(self) -> bool:
+        """`write_now`, except that a failure is logged and left to `serve` to retry."""
+        try:
+            await self.write_now()
+        except OSError:
+            self._dirty.set()
+            return False
+        return True
 
     async def serve(self) -> None:
-        """Write whenever something changed, coalescing bursts."""
+        """Write whenever something changed, coalescing bursts; retry failures with backoff."""
+        delay = RETRY_FIRST
         while True:
             await self._dirty.wait()
             wait = self._last + self.min_interval - time.monotonic()
@@ -56,9 +94,19 @@ class StatusWriter:
                     await self._urgent.wait()
             self._dirty = anyio.Event()
             self._urgent = anyio.Event()
-            try:
-                await self.write_now()
-            except OSError as exc:
-                log.error("cannot write %s: %s; will retry", self.path, exc)
-                self._dirty.set()
-                await anyio.sleep(1.0)
+            if await self.try_write():
+                delay = RETRY_FIRST
+                continue
+            with anyio.move_on_after(delay):
+                await self._retry.wait()
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _failed(self, exc: OSError) -> None:
+        self.failures += 1
+        self._retry = anyio.Event()
+        text = no_space(exc) or exc.strerror or str(exc)
+        if text != self.error:
+            log.error("cannot write %s: %s; its previous complete version stays in place, retrying",
+                      self.path, text)
+        self.error = text
+        self.on_write(self.path.name, self.path, exc)

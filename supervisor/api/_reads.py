@@ -21,6 +21,7 @@ from supervisor.api._common import (JSON, answer, daemon_of, is_active, job_name
 from supervisor.api._models import (EventRecord, Health, HostPoint, HostSamples, JobDetail,
                                     LogTails, RunDetail, RunRecord)
 from supervisor.api.errors import ApiError
+from supervisor.confine import RUN_ID, inside
 from supervisor.logs import STDERR, STDOUT, tail
 from supervisor.snapshot import job_status
 
@@ -67,6 +68,8 @@ async def run(request: Request) -> Response:
     daemon = daemon_of(request)
     authorize(request, daemon, Need.READ)
     run_id = path_param(request, "run_id")
+    if not RUN_ID.fullmatch(run_id):
+        raise ApiError(404, f"no run {run_id!r}: not a run id (like 20261125T084455123Z-3f9a1c)")
     held = live_run(daemon, run_id)
     if held is not None:
         record, active = run_record(held[1]), is_active(held[1])
@@ -80,6 +83,8 @@ async def run(request: Request) -> Response:
     with anyio.move_on_after(FLUSH_WAIT):
         await daemon.recorder.flush()  # events enqueued a moment ago are in the history now
     run_dir = Path(record.run_dir) if os.path.isabs(record.run_dir) else None
+    if run_dir is not None and not inside(daemon.config.runs_dir, run_dir):
+        run_dir = None  # a record pointing out of runs/ (or through a link): no logs read there
 
     def read() -> tuple[list[EventRow], list[str], list[str]]:
         events = daemon.history.events(run_id=run_id, limit=EVENTS_PER_RUN)

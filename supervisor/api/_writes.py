@@ -88,11 +88,20 @@ async def _body(request: Request, model: type[_Body]) -> _Body:
     raw = await read_body(request)
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise ApiError(400, "the body is not JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a number over 4300 digits
+        raise ApiError(400, f"the body is not JSON ({str(exc).split('; use ')[0]})") from None
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise ApiError(422, f"{where}: {first['msg']}") from None
+    for name, value in body:
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # "\ud800": no store (status.json, the history) takes it
+                raise ApiError(422, f"{name}: not valid Unicode (a lone surrogate)") from None
+    return body

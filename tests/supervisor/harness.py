@@ -16,12 +16,15 @@ from supervisor.config import load_config
 from supervisor.daemon import Clock, Daemon
 from tests._procs import script
 
+# allow_root: the suite runs as root in CI sandboxes, where the daemon would otherwise refuse
+# every job (README "Security"); tests/supervisor/test_security.py covers the refusal itself.
 HEADER = """
 [supervisor]
 state_dir = "var"
 data_dir = "data"
 rescan_every = "200ms"
 status_min_interval = "50ms"
+allow_root = true
 """
 
 
@@ -59,11 +62,11 @@ def _toml(v: object) -> str:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, *tables: str, clock: Clock | None = None, supervisor: str = ""
+    tmp_path: Path, *tables: str, clock: Clock | None = None, supervisor: str = "", header: str = HEADER
 ) -> AsyncIterator[Daemon]:
     """A started daemon; shut down (jobs stopped) on exit."""
     cfg_path = tmp_path / "config.toml"
-    cfg_path.write_text(HEADER + supervisor + "\n" + "\n".join(tables))
+    cfg_path.write_text(header + supervisor + "\n" + "\n".join(tables))
     daemon = Daemon(load_config(cfg_path), clock=clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(partial(daemon.run, handle_signals=False))

@@ -28,6 +28,7 @@ HEADER = """\
 state_dir = "var"
 rescan_every = "200ms"
 status_min_interval = "50ms"
+allow_root = true  # the suite may run as root (README "Security")
 """
 
 # A service that says hello on stdout, starts a child in its process group, and beats forever.

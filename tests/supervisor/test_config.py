@@ -510,7 +510,7 @@ def test_check_config_passes_a_good_job(tmp_path: Path) -> None:
     config = load(tmp_path, '[jobs.good]\ncommand = "python -V"\nenv = { K = "${KEY}" }\n'
                             '[[jobs.good.proofs]]\npath = "out.txt"\n'
                             '[[alerts.sinks]]\nkind = "file"\npath = "alerts-out.jsonl"\n')
-    findings = check_config(config, ENVIRON)
+    findings = check_config(config, ENVIRON, euid=1000)  # a root daemon also warns about root
     assert [f for f in findings if f.level != "ok"] == []
     assert by_key(findings)["jobs.good.command"].message == f"runs {sys.executable}"
     assert by_key(findings)["supervisor.state_dir"].message == f"{tmp_path / 'var'} will be created"
@@ -557,5 +557,5 @@ def test_check_config_state_dir_blocked_by_a_file(tmp_path: Path) -> None:
 
 def test_check_config_warns_about_unproven_tasks_and_missing_sinks(tmp_path: Path) -> None:
     config = load(tmp_path, '[jobs.t]\ncommand = "true"\n[jobs.s]\nkind = "service"\ncommand = "true"\n')
-    warnings = {f.key for f in check_config(config, ENVIRON) if f.level == "warning"}
+    warnings = {f.key for f in check_config(config, ENVIRON, euid=1000) if f.level == "warning"}
     assert warnings == {"jobs.t.proofs", "alerts.sinks"}

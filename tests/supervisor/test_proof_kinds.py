@@ -238,7 +238,8 @@ def test_symlink_to_a_genuine_file_outside_the_roots_is_refused_unread(
     outside = make("png", tmp_path / "elsewhere" / "shot.png")
     (run_dir / "shot.png").symlink_to(outside)
     results = check(spec(path="*.png", kind="png"), run_dir, data_dir)
-    assert results[0].detail == f"refused: resolves outside {run_dir} (symlink escape)"
+    assert results[0].detail == (f"refused: escapes the run dir: resolves outside {run_dir} "
+                                 f"(symlink escape to {outside})")
     assert results[0].sha256 is None and results[0].checks == []
     assert not any(r.ok for r in results)
 

@@ -145,7 +145,8 @@ def test_proof_symlink_escape_is_refused(run_dir: Path, data_dir: Path, tmp_path
         spec = ProofSpec(path="out/*.json")
     results = check(spec, run_dir, data_dir)
     assert not any(r.ok for r in results)
-    assert results[0].detail == f"refused: resolves outside {run_dir} (symlink escape)"
+    assert results[0].detail == (f"refused: escapes the run dir: resolves outside {run_dir} "
+                                 f"(symlink escape to {outside})")
     assert results[0].sha256 is None and results[0].size is None  # nothing read outside
     assert results[-1].detail == "missing: 1 matched, 0 valid; min_count is 1"
 
