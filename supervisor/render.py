@@ -69,13 +69,16 @@ def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = 
             name,
             Text(js.state.value, STATE_STYLE.get(js.state, "")),
             (js.run_id or "-")[-6:],
-            str(js.pid or "-"),
+            f"{js.pid}*" if js.pid and js.adopted else str(js.pid or "-"),
             age(now, js.last_heartbeat_at),
             age(now, js.last_progress_at),
             counters,
             msg.splitlines()[0] if msg else "",
         )
     parts: list[Text | Table] = [head, jobs]
+    if any(js.adopted and js.pid for js in doc.jobs.values()):
+        parts.append(Text("* re-adopted after a supervisor restart: exit status will be unknown, "
+                          "judged by heartbeats and proofs", "dim"))
     if doc.alerts:
         al = Table(box=None, pad_edge=False, header_style="bold", title="active alerts", title_justify="left")
         for col in ("SEVERITY", "KEY", "COUNT", "FIRST", "TITLE"):

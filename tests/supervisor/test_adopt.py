@@ -232,6 +232,9 @@ def test_a_killed_daemon_with_20_live_jobs_re_adopts_all_20_and_runs_none_twice(
         after = wait_for("20 re-adopted jobs", lambda: running_jobs(adopted=True), timeout=60)
         assert after == before  # the same processes, each under its own job
         assert workers() == set(before.values())  # and not one started twice
+        shown = subprocess.run([*PROOFWATCH, "status", "--config", str(cfg)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=30).stdout
+        assert f"{before['s00']}*" in shown and "re-adopted after a supervisor restart" in shown
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)
@@ -262,3 +265,27 @@ async def test_a_run_spawned_just_before_the_daemon_died_is_found_by_its_environ
     finally:
         if stray.poll() is None:
             stray.kill()
+
+
+async def test_a_pid_file_the_daemon_did_not_write_is_never_trusted(tmp_path):
+    """A job owns its run dir (user = ...), so it could plant a pid file naming any process;
+    one not owned by the daemon is ignored: that process is neither adopted nor signalled."""
+    table = job(tmp_path, "svc", P.BEATS_FOREVER, kind="service")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(HEADER + table)
+    run_dir = load_config(cfg).runs_dir / "svc" / "20261125T080000000Z-eeeeee"
+    run_dir.mkdir(parents=True)
+    victim = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        pidfile = run_dir / "pid"
+        pidfile.write_text(f"{victim.pid} {psutil.Process(victim.pid).create_time():.3f}\n")
+        os.chown(pidfile, 65534, 65534)  # nobody's
+        async with running(tmp_path, table) as daemon:
+            await reach(daemon, "svc", JobState.RUNNING)
+            assert daemon.jobs["svc"].run is not None and daemon.jobs["svc"].run.pid != victim.pid
+            row = daemon.history.run(run_dir.name)
+            assert row is not None and row.state == "FAILED" and row.pid is None
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
