@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import psutil
 
+PIDFILE = "pid"  # in each run dir: "PID CREATE_TIME" of its leader, written right after the spawn
 CREATE_TIME_TOLERANCE = 0.5  # s; psutil's create time has clock-tick resolution
 STARTED_AT_TOLERANCE = 5.0  # s; for records without a create time (older proofwatch)
 POLL_EVERY = 0.5  # s; only where the kernel has no pidfds

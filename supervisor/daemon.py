@@ -15,7 +15,6 @@ import random
 import shlex
 import signal
 import socket
-import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_adopted_exit, classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
-from status.history import History, RowData, RunRow, latest_by_job
+from status.history import History, RowData
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
 from supervisor import adopt, details, intake, procinfo
 from supervisor import selfwatch
@@ -51,6 +50,7 @@ from supervisor._proof_live import allow_verifiers, interrupt_verifiers
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
 from supervisor.reload import plan_reload
+from supervisor.restore import restore
 from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
@@ -75,7 +75,7 @@ LIVE_PROOF_STATES = (JobState.RUNNING, JobState.STALLED, JobState.BLOCKED)
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
-PIDFILE = "pid"
+PIDFILE = adopt.PIDFILE
 SCRATCH_DIR = "tmp"  # temp files of heartbeats, outside the watched runs/ tree
 
 
@@ -150,7 +150,7 @@ class Daemon:
         for found in await anyio.to_thread.run_sync(check_at_start, cfg.status_file, self.clock.now()):
             log.warning("%s", found)
             self._event(None, None, "supervisor", found)
-        await self._restore()
+        await restore(self)
         self.hostwatch = HostWatch(self)
         self.notifier = NotifyLoop(self)
 
@@ -217,151 +217,6 @@ class Daemon:
                     self.reload()
                     continue
                 self.shutdown(f"supervisor received {signal.Signals(signum).name}")
-
-    async def _restore(self) -> None:
-        """Load what the history knows: active alerts, recent runs, and the runs a previous
-        daemon left active: re-adopted when their process lives on, else closed as lost."""
-        now = self.clock.now()
-        active_states = [s.value for s in JobState if s.is_active]
-        rows = await anyio.to_thread.run_sync(lambda: self.history.runs(limit=500))
-        active = await anyio.to_thread.run_sync(lambda: self.history.runs_in(active_states))
-        self.alerts.load(await anyio.to_thread.run_sync(lambda: self.history.alerts(active_only=True)))
-        known = {row.run_id: row for row in rows}
-        rows += [row for row in active if row.run_id not in known]
-        known.update((row.run_id, row) for row in active)
-        rows += self._unrecorded_runs(known)
-        rows.sort(key=lambda r: r.started_at, reverse=True)
-        newest_active: dict[str, str] = {}
-        for row in rows:
-            if JobState(row.state).is_active:
-                newest_active.setdefault(row.job, row.run_id)
-        for row in reversed(rows):
-            if JobState(row.state).is_active:
-                if newest_active[row.job] == row.run_id and self._adopt(row, now):
-                    continue
-                self._close_lost_run(row, now)
-            if JobState(row.state).is_final:
-                self.recent.appendleft(
-                    RunSummary(job=row.job, run_id=row.run_id, state=JobState(row.state),
-                               started_at=row.started_at, ended_at=row.ended_at,
-                               exit_code=row.exit_code, error=row.error)
-                )
-            job = self.jobs.get(row.job)
-            if job is not None and JobState(row.state) == JobState.SUCCEEDED:
-                job.last_success_at = max(filter(None, [job.last_success_at, row.ended_at]))
-        latest = latest_by_job(rows)
-        for name, job in self.jobs.items():
-            js = job.settings
-            if name in latest:
-                job.last_started_at = latest[name].started_at
-                if job.run is None:
-                    job.prior = DepRun(JobState(latest[name].state), latest[name].ended_at)
-            job.boot_pending = js.starts_at_boot and job.run is None
-            job.waiting = self._why_pending(job) if job.run is None else ""
-            if js.schedule:
-                job.next_fire_at = next_fire(js.schedule, now)
-
-    def _unrecorded_runs(self, known: dict[str, RunRow]) -> list[RunRow]:
-        """Runs spawned just before the previous daemon died, before the history had them:
-        a live run leader found by its environment (adopted), or a run dir the history does
-        not know, with a pid file (alive: adopted; gone: closed as lost) or without one (its
-        process, if it ever ran, is gone: closed as lost)."""
-        dirs = {d.name: d for d in self.config.runs_dir.glob("*/*") if d.name not in known}
-        recorded = self.history.known_ids(dirs) if dirs else set()
-        out: list[RunRow] = []
-        leaders = adopt.run_leaders(self.config.runs_dir, ENV_RUN_DIR)
-        for run_dir, pid in leaders.items():
-            created = adopt.create_time(pid)
-            if run_dir.name in dirs and run_dir.name not in recorded and created is not None:
-                out.append(RunRow(run_id=run_dir.name, job=run_dir.parent.name, state=JobState.STARTING.value,
-                                  host=self.hostname, started_at=datetime.fromtimestamp(created, timezone.utc),
-                                  pid=pid, pid_created=created, run_dir=str(run_dir)))
-        found = {row.run_id for row in out}
-        for run_id, run_dir in dirs.items():
-            if run_id in recorded or run_id in found or not run_dir.is_dir():
-                continue
-            pid, created = None, None
-            try:
-                st = (run_dir / PIDFILE).lstat()
-                if st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
-                    raise ValueError("a pid file the daemon did not write (a job owns its run dir)")
-                pid, created = adopt.read_pidfile((run_dir / PIDFILE).read_text())
-                started = datetime.fromtimestamp(st.st_mtime, timezone.utc)
-            except (OSError, ValueError, IndexError):  # died between spawn and its pid file
-                try:
-                    started = datetime.fromtimestamp(run_dir.stat().st_mtime, timezone.utc)
-                except OSError:
-                    continue
-            out.append(RunRow(run_id=run_id, job=run_dir.parent.name, state=JobState.STARTING.value,
-                              host=self.hostname, started_at=started, pid=pid, pid_created=created,
-                              run_dir=str(run_dir)))
-        return out
-
-    def _adopt(self, row: RunRow, now: datetime) -> bool:
-        """Take over a run a previous daemon left active, if its process is still the one it
-        started (pid + create time) or it was being verified; False when it cannot be."""
-        job = self.jobs.get(row.job)
-        if job is None or job.run is not None:
-            return False  # dropped from the config: stopped by _close_lost_run
-        state = JobState(row.state)
-        alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
-        if not alive and state != JobState.VERIFYING:
-            return False
-        run = RunState(job.name, row.run_id, job.settings.kind,
-                       Path(row.run_dir) if row.run_dir else self.config.runs_dir / job.name / row.run_id,
-                       row.started_at, state=state, pid=row.pid, pid_created=row.pid_created,
-                       command=row.command, adopted=True, first_beat_at=row.last_heartbeat_at,
-                       last_beat_at=row.last_heartbeat_at, last_progress_at=row.last_progress_at,
-                       progress=dict(row.progress), high_water=dict(row.progress), phase=row.phase,
-                       message=row.message)
-        if alive and row.pid:
-            handle = adopt.AdoptedProcess.open(row.pid)
-            if not adopt.is_same_process(row.pid, row.pid_created, row.started_at):  # gone meanwhile
-                if handle.pidfd is not None:
-                    os.close(handle.pidfd)
-                return False
-            run.child = handle
-            pidfile = run.run_dir / PIDFILE
-            if not pidfile.exists():  # found by its environment: note it before anything else
-                write_private(pidfile, adopt.pidfile_text(row.pid, row.pid_created))
-            what = (f"re-adopted pid {row.pid} ({row.command or 'command not recorded'}), alive since "
-                    f"{row.started_at.isoformat(timespec='seconds')}: its exit status will be unknown, so it "
-                    "is judged by its heartbeats and proofs")
-        else:  # its leader had exited and its proofs were being checked: check them again
-            run.exited, run.finishing = True, True
-            run.exit_code, run.signal, run.ended_at = row.exit_code, row.signal, row.ended_at or now
-            what = "resumed verifying its proofs, interrupted when the previous supervisor stopped"
-        got = intake.read_heartbeat(run, now)  # what it reported while nobody was listening
-        if got.error:
-            self._event(job.name, run.run_id, "heartbeat_error", got.error)
-        job.run, job.state, job.last_started_at = run, state, row.started_at
-        self._adopted.append((job, run))
-        log.info("job=%s run=%s %s", job.name, run.run_id, what)
-        self._event(job.name, run.run_id, "adopt", what)
-        self.recorder.run(self._run_row(run))
-        return True
-
-    def _close_lost_run(self, row: RunRow, now: datetime) -> None:
-        """A run the history says was active when the previous daemon died, and that cannot be
-        re-adopted: its process is gone, or its job left the config, or a newer run of the same
-        job was adopted (then its group is stopped, so a job never runs twice)."""
-        alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
-        if alive and row.pid:
-            procinfo.signal_group(row.pid, signal.SIGTERM)
-            grace = self.jobs[row.job].settings.stop_grace if row.job in self.jobs else 10.0
-            self._orphans[row.pid] = now + timedelta(seconds=grace)
-            why = "its job is no longer in the config" if row.job not in self.jobs else "a newer run was adopted"
-            row.error = (f"lost while the supervisor was down: its process group {row.pid} was still running "
-                         f"but {why}, so it has been stopped")
-        else:
-            row.error = ("lost while the supervisor was down: its process ended meanwhile, and its exit "
-                         "status is unknowable")
-        row.state, row.ended_at = JobState.FAILED.value, now
-        self.recorder.run(row)
-        self._event(row.job, row.run_id, "transition", row.error, None, JobState.FAILED)
-        self.alerts.fire(row.job, "lost", severity=Severity.WARNING, run_id=row.run_id, now=now,
-                         title=f"{row.job}: run {row.run_id} lost while the supervisor was down",
-                         detail=row.error)
 
     # ---- the reconciler ------------------------------------------------------------------
 
