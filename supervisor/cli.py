@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
-from rich.console import Console
 
 from supervisor.config import Config, ConfigError, check_config, load_config
 from supervisor.control import ControlError, request
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from status.history import RunRow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,8 +26,28 @@ alerts_app = typer.Typer(help="List or acknowledge alerts.", invoke_without_comm
 app.add_typer(alerts_app, name="alerts")
 # soft_wrap: a message is one line even when piped (tables still fit the width).
 _WIDE = None if sys.stdout.isatty() else 200  # piped: do not wrap tables at 80 columns
-out = Console(soft_wrap=True, width=_WIDE)
-err = Console(stderr=True, soft_wrap=True)
+class _LazyConsole:
+    """A rich Console made on first use: `proofwatch run` never prints through one, and rich
+    costs ~20 ms of the daemon's start (spawning begins after its imports)."""
+
+    def __init__(self, **options: object) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The Console itself."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)  # type: ignore[arg-type]
+        return self._console
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.get(), name)
+
+
+out = _LazyConsole(soft_wrap=True, width=_WIDE)
+err = _LazyConsole(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path,
@@ -188,7 +208,7 @@ def status(
     if not watch:
         out.print(status_view(doc, daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]
         return
-    with Live(status_view(doc, daemon_up=_daemon_up(cfg)), console=out, refresh_per_second=2) as live:  # type: ignore[arg-type]
+    with Live(status_view(doc, daemon_up=_daemon_up(cfg)), console=out.get(), refresh_per_second=2) as live:  # type: ignore[arg-type]
         while True:
             time.sleep(1.0)
             live.update(status_view(view(), daemon_up=_daemon_up(cfg)))  # type: ignore[arg-type]

@@ -54,8 +54,7 @@ from supervisor.restore import restore
 from supervisor.retention import prune_runs
 from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
-from supervisor.spawn import (Child, SpawnError, expose_state_dir, give_run_dir, identity_for, spawn,
-                              write_private)
+from supervisor.spawn import Child, SpawnError, expose_state_dir, give_run_dir, identity_for, spawn
 from supervisor.statusrebuild import check_at_start
 from supervisor.statuswriter import StatusWriter
 from supervisor.watch import watch_runs
@@ -161,22 +160,26 @@ class Daemon:
             tg.start_soon(self.disks.serve, cfg.supervisor.rescan_every)
             if handle_signals:
                 tg.start_soon(self._signals)
-            self.api = await tg.start(serve_control, self)
+            self.api = await tg.start(serve_control, self)  # binding can fail: before any spawn
             tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
             tg.start_soon(self._rescan_loop)
+            self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
+            tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
             tg.start_soon(self.hostwatch.serve)
             await tg.start(self.notifier.serve)
-            self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             await self.status.try_write()  # a full disk is alerted and retried, not fatal
             self.ready.set()
             tg.start_soon(selfwatch.serve, self)
-            await self._reconcile_loop()
-            await self.recorder.flush()  # returns at once while writes fail; serve() tries once more
-            await self.status.try_write()
-            self._stop_watch.set()
-            tg.cancel_scope.cancel()
         self.history.close()
         self.finished.set()
+
+    async def _supervise(self, tg: TaskGroup) -> None:
+        """The reconciler until shutdown; then the last writes, and the end of the daemon."""
+        await self._reconcile_loop()
+        await self.recorder.flush()  # returns at once while writes fail; serve() tries once more
+        await self.status.try_write()
+        self._stop_watch.set()
+        tg.cancel_scope.cancel()
 
     def shutdown(self, reason: str, *, leave_running: bool | None = None) -> None:
         """Stop every job and exit the run loop; with `leave_running` (default: the config's
@@ -583,8 +586,11 @@ class Daemon:
         run_id = new_run_id(now)
         cfg = self.config
         run_dir = cfg.runs_dir / job.name / run_id
-        run_dir.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        run_dir.mkdir(mode=0o700)
+        try:
+            run_dir.mkdir(mode=0o700)
+        except FileNotFoundError:  # the job's first run (or its dir was deleted meanwhile)
+            run_dir.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            run_dir.mkdir(mode=0o700)
         run = RunState(job.name, run_id, js.kind, run_dir, now)
         job.run, job.last_started_at, job.next_start_at, job.error, job.waiting = run, now, None, None, ""
         scratch = cfg.state_dir / SCRATCH_DIR
@@ -610,7 +616,7 @@ class Daemon:
         run.pid_created = adopt.create_time(child.pid)
         # found again (and re-adopted) even if the daemon dies before the history has the run
         try:
-            write_private(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
+            adopt.write_pidfile(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
         except OSError as exc:  # a full disk: the run goes on (a later daemon finds it by its environment)
             log.warning("job=%s run=%s cannot write its pid file: %s", job.name, run_id, exc)
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")

@@ -141,6 +141,8 @@ def test_check_warns_about_jobs_a_root_daemon_would_refuse(tmp_path: Path, nobod
 # then beats per the protocol (temp file in $PROOFWATCH_SCRATCH, rename) until told to finish.
 AS_USER = r"""
 state=$(dirname "$(dirname "$(dirname "$PROOFWATCH_RUN_DIR")")")
+n=0
+while [ ! -e "$state/status.json" ] && [ $n -lt 200 ]; do n=$((n+1)); sleep 0.05; done  # jobs start first
 {
   echo "id $(id -u) $(id -g) home=$HOME user=$USER logname=$LOGNAME umask=$(umask)"
   for f in status.json history.db; do cat "$state/$f" 2>&1 >/dev/null | sed "s|$state/||"; done
