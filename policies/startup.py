@@ -59,15 +59,19 @@ def classify_exit(
 
 
 UNKNOWN_EXIT = "exited (status unknown: adopted after a supervisor restart)"
+ENDED_UNSEEN = "ended while the supervisor was down (exit status unknown)"
 
 
-def classify_adopted_exit(kind: str, saw_heartbeat: bool, stop_reason: str | None = None) -> Outcome:
-    """Decide what the end of a re-adopted run means. Its exit status went to its new
-    parent, so a task is judged by its proofs alone; a service's end is an exit as any other."""
+def classify_adopted_exit(kind: str, saw_heartbeat: bool, stop_reason: str | None = None, *,
+                          unseen: bool = False) -> Outcome:
+    """Decide what the end of a re-adopted run means (`unseen`: it ended before the daemon
+    came back). Its exit status went to its new parent, so a task is judged by its proofs
+    alone; a service's end is an exit as any other."""
+    how = ENDED_UNSEEN if unseen else UNKNOWN_EXIT
     if stop_reason is not None:
-        return Outcome(JobState.STOPPED, f"stopped: {stop_reason} ({UNKNOWN_EXIT})")
+        return Outcome(JobState.STOPPED, f"stopped: {stop_reason} ({how})")
     if not saw_heartbeat:
-        return Outcome(JobState.CRASHED, f"{UNKNOWN_EXIT} before its first heartbeat")
+        return Outcome(JobState.CRASHED, f"{how} before its first heartbeat")
     if kind == "service":
-        return Outcome(JobState.FAILED, f"service {UNKNOWN_EXIT}")
-    return Outcome(JobState.VERIFYING, f"{UNKNOWN_EXIT}; judging it by its proofs")
+        return Outcome(JobState.FAILED, f"service {how}")
+    return Outcome(JobState.VERIFYING, f"{how}; judging it by its proofs")

@@ -58,8 +58,9 @@ def dump_status(doc: StatusDocument) -> bytes:
 
 
 def write_status(path: Path, doc: StatusDocument) -> None:
-    """Atomically write status.json."""
-    write_atomic(path, dump_status(doc))
+    """Atomically write status.json, owner-only like the daemon writes it (the state dir may be
+    traversable by job users)."""
+    write_atomic(path, dump_status(doc), mode=0o600)
 
 
 def read_status(path: Path) -> StatusDocument:

@@ -10,6 +10,7 @@ judged by its heartbeats and proofs instead.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,7 @@ CREATE_TIME_TOLERANCE = 0.5  # s; psutil's create time has clock-tick resolution
 STARTED_AT_TOLERANCE = 5.0  # s; for records without a create time (older proofwatch)
 POLL_EVERY = 0.5  # s; only where the kernel has no pidfds
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_BOOT: float | None = None  # boot time, as psutil computes it (read once)
+PIDFILE_MAX = 64  # bytes: a pid file is "PID CREATE_TIME\n"
 
 
 def create_time(pid: int) -> float | None:
@@ -62,10 +63,24 @@ def _psutil_create_time(pid: int) -> float | None:
 
 
 def _boot_time() -> float:
-    global _BOOT
-    if _BOOT is None:
-        _BOOT = psutil.boot_time()
-    return _BOOT
+    """Boot time as psutil computes it (/proc/stat btime), read each time: a clock step moves
+    it, and a cached value would date every later spawn wrongly."""
+    return psutil.boot_time()
+
+
+def environ_run_id(pid: int, env_name: str = "PROOFWATCH_RUN_ID") -> str | None:
+    """The run id in the process's environment; None when it cannot be read or holds none
+    (another user's process, or one that rewrote its environment block, e.g. setproctitle)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:
+        return None
+    prefix = env_name.encode() + b"="
+    for var in env.split(b"\0"):
+        if var.startswith(prefix):
+            return var[len(prefix):].decode("utf-8", "replace")
+    return None
 
 
 def write_pidfile(path: Path, text: str) -> None:
@@ -82,17 +97,39 @@ def write_pidfile(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def is_same_process(pid: int | None, created: float | None, started_at: datetime) -> bool:
-    """Whether `pid` is still the process a run started: same create time when it was
-    recorded, else created within a few seconds of the run's start."""
+def is_same_process(pid: int | None, created: float | None, started_at: datetime,
+                    run_id: str | None = None) -> bool:
+    """Whether `pid` is still the process run `run_id` started. Its environment says so when it
+    can be read (immune to clock steps, which move create times: they are dated from the boot
+    time, itself derived from the wall clock); else the same create time when it was recorded,
+    else created within a few seconds of the run's start."""
     if not pid:
         return False
     now_created = create_time(pid)
     if now_created is None:
         return False
+    if run_id:
+        env_run = environ_run_id(pid)
+        if env_run is not None:
+            return env_run == run_id
     if created is not None:
         return abs(now_created - created) <= CREATE_TIME_TOLERANCE
     return abs(now_created - started_at.timestamp()) <= STARTED_AT_TOLERANCE
+
+
+def read_pidfile_at(path: Path) -> tuple[int, float | None, float]:
+    """(pid, create time, mtime) from a run's pid file, read safely: the job owns its run dir,
+    so only a regular file owned by the daemon's user is trusted, opened without following a
+    link or blocking on a FIFO, and read up to PIDFILE_MAX bytes. ValueError/OSError if not."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path}: not a pid file the daemon wrote (a job owns its run dir)")
+        pid, created = read_pidfile(os.read(fd, PIDFILE_MAX).decode("ascii"))
+    finally:
+        os.close(fd)
+    return pid, created, st.st_mtime
 
 
 def read_pidfile(text: str) -> tuple[int, float | None]:
@@ -114,9 +151,10 @@ class AdoptedProcess:
 
     pid: int
     pidfd: int | None = field(default=None)
+    created: float | None = None  # to tell, without a pidfd, when the pid is someone else's
 
     @classmethod
-    def open(cls, pid: int) -> AdoptedProcess:
+    def open(cls, pid: int, created: float | None = None) -> AdoptedProcess:
         """Take hold of `pid` now (a pidfd pins the process: it cannot be confused with a
         later process that reuses the pid)."""
         pidfd = None
@@ -125,7 +163,7 @@ class AdoptedProcess:
                 pidfd = os.pidfd_open(pid)
             except OSError:
                 pidfd = None
-        return cls(pid, pidfd)
+        return cls(pid, pidfd, created if created is not None else create_time(pid))
 
     async def wait(self) -> int | None:
         """Wait until the process has exited. Its exit status went to its new parent: None."""
@@ -136,7 +174,8 @@ class AdoptedProcess:
                 os.close(self.pidfd)
                 self.pidfd = None
             return None
-        while create_time(self.pid) is not None:
+        while (now := create_time(self.pid)) is not None and (
+                self.created is None or abs(now - self.created) <= CREATE_TIME_TOLERANCE):
             await anyio.sleep(POLL_EVERY)
         return None
 
@@ -169,6 +208,10 @@ def run_leaders(runs_dir: Path, env_name: str) -> dict[Path, int]:
             continue
         for var in env.split(b"\0"):
             if var.startswith(prefix):
-                found[Path(os.fsdecode(var[len(env_name) + 1:]))] = pid
+                run_dir = Path(os.fsdecode(var[len(env_name) + 1:]))
+                # a job's own child that called setsid shares the environment: the run's
+                # leader is the one that started first
+                if run_dir not in found or (create_time(pid) or 0) < (create_time(found[run_dir]) or 0):
+                    found[run_dir] = pid
                 break
     return found

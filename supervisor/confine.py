@@ -13,19 +13,40 @@ import re
 import stat
 from pathlib import Path
 
-__all__ = ["RUN_ID", "RUN_ID_PART", "Escape", "inside", "is_job_name", "open_inside", "real_path"]
+__all__ = ["RUN_ID", "RUN_ID_PART", "Escape", "inside", "is_job_name", "open_inside", "printable", "real_path"]
 
 RUN_ID = re.compile(r"\d{8}T\d{6}(\d{3})?Z-[0-9a-f]{6}")  # 20261125T084455123Z-3f9a1c
 RUN_ID_PART = re.compile(r"[0-9A-Za-z-]{1,40}")  # what `--run` may abbreviate a run id to
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # as the config allows (supervisor.config)
 
 
+def printable(text: str) -> str:
+    r"""`text` as valid UTF-8, for labels and messages built from file names.
+
+    Linux names are bytes; Python decodes a byte that is not UTF-8 (0xff, say) to a lone
+    surrogate (U+DCFF), which UTF-8 encoders (status.json, SQLite) refuse. Such bytes are
+    rendered visibly instead: the name b"out-\xff.txt" reads `out-\xff.txt` (a backslash, an
+    x, two hex digits). Valid text is returned as is. For display only: never open or compare
+    paths by the result.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # a name from the file system: surrogates stand for raw bytes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates (from JSON, say): escaped as \udXXX
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Escape(OSError):
-    """Raised when a path resolves outside the root it must stay in; `real` is where it led."""
+    """Raised when a path resolves outside the root it must stay in; `real` is where it led
+    (as printable text: it ends up in proof details, status.json and the history)."""
 
     def __init__(self, path: Path, root: Path, real: str) -> None:
-        self.path, self.root, self.real = path, root, real
-        super().__init__(f"{path} resolves to {real}, outside {root}")
+        self.path, self.root, self.real = path, root, printable(real)
+        super().__init__(f"{printable(str(path))} resolves to {self.real}, outside {printable(str(root))}")
 
 
 def is_job_name(name: str) -> bool:

@@ -134,11 +134,11 @@ class Daemon:
         allow_verifiers()
         for d in (cfg.state_dir, cfg.runs_dir, cfg.state_dir / SCRATCH_DIR):
             d.mkdir(parents=True, exist_ok=True)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)  # before the umask: jobs (users) share it
         os.umask(0o077)  # the daemon's own files are owner-only; jobs get umask 022 (spawn.py)
         os.chmod(cfg.state_dir, 0o700)
         if os.geteuid() == 0 and any(js.user for js in cfg.jobs.values()):
             expose_state_dir(cfg.state_dir, cfg.state_dir / SCRATCH_DIR)  # adopted user jobs reach their runs
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.history = await anyio.to_thread.run_sync(History, cfg.history_db)
         self.recorder = Recorder(self.history, cfg.alerts_log, on_write=self._write_outcome)
         self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
@@ -229,7 +229,10 @@ class Daemon:
         deadline is cached, so N quiet jobs cost nothing per wake-up of one."""
         assert self._tg is not None
         for job, run in self._adopted:  # runs taken over at start: await their end or proofs
-            self._tg.start_soon(self._verify if run.exited else self._await_exit, job, run)
+            if run.finishing:
+                self._tg.start_soon(self._verify, job, run)
+            elif not run.exited:
+                self._tg.start_soon(self._await_exit, job, run)  # (an ended one: the first pass)
         self._adopted.clear()
         while True:
             self._wake = anyio.Event()
@@ -240,6 +243,8 @@ class Daemon:
                 for run in left:
                     if isinstance(run.child, Child):
                         adopt.release(run.child.popen)
+                if any(run.state == JobState.VERIFYING for run in left) and interrupt_verifiers():
+                    log.warning("verifier programs killed: the next proofwatch verifies those runs again")
                 self._event(None, None, "supervisor",
                             f"exiting ({self.shutdown_reason}) with {len(left)} run(s) left running "
                             "(on_exit = \"leave\"): the next proofwatch re-adopts them")
@@ -674,7 +679,8 @@ class Daemon:
             self._finish(job, run, run.stop_state, f"{run.stop_reason} ({how})", now)
             return
         if run.adopted and run.exit_code is None and run.signal is None:
-            outcome = classify_adopted_exit(job.settings.kind, run.first_beat_at is not None)
+            outcome = classify_adopted_exit(job.settings.kind, run.first_beat_at is not None,
+                                            unseen=run.ended_unseen)
         else:
             outcome = classify_exit(job.settings.kind, run.first_beat_at is not None, run.exit_code, run.signal)
         if outcome.state != JobState.VERIFYING:
@@ -706,8 +712,9 @@ class Daemon:
             failure_summary(proofs),
         ) if p]
         if not proofs and run.adopted and run.exit_code is None:
-            problems.append("its exit status is unknown (adopted after a supervisor restart) and it "
-                            "declares no proofs, so nothing shows it did its work")
+            problems.append(("it ended while the supervisor was down" if run.ended_unseen else
+                             "its exit status is unknown (adopted after a supervisor restart)")
+                            + " and it declares no proofs, so nothing shows it did its work")
         if problems:
             self._finish(job, run, JobState.FAILED, "unproven: " + "; ".join(problems), now)
         else:

@@ -2,8 +2,8 @@
 
 A job starts from the daemon's environment plus its own `env` table, minus the daemon's
 secrets: every variable a secret config value refers to (`token = "${PROOFWATCH_API_TOKEN}"`),
-every variable whose value *is* a secret, and the well-known `PROOFWATCH_*TOKEN*` /
-`*SECRET*` / `*PASSWORD*` / `*API_KEY*` names. A job gets one of them only when its own
+every variable whose value *is* a secret, and every name secrets go by (`*TOKEN*`,
+`*SECRET*`, `*PASSWORD*`, `*API_KEY*`, `*ACCESS_KEY*`, ...). A job gets one of them only when its own
 `env` table names it, as a key or in a `${VAR}` reference. Pure: no I/O, no clock.
 """
 
@@ -19,8 +19,10 @@ from supervisor.config import _REF, Config, EnvError, _dotted, expand_env
 
 __all__ = ["SECRET_NAME", "config_secrets", "job_environment", "secret_refs", "secret_values"]
 
-# Names the daemon's own secrets go by, whether or not this config refers to them.
-SECRET_NAME = re.compile(r"PROOFWATCH_\w*(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY)\w*", re.IGNORECASE)
+# Names secrets go by (the daemon's own, or one meant for a single job, e.g. ODDS_API_KEY in the
+# daemon's EnvironmentFile): a job gets one only when its `env` table names it.
+SECRET_NAME = re.compile(r"\w*(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)\w*",
+                         re.IGNORECASE)
 _MIN_SECRET = 6  # shorter values ("1", "true") are no evidence that a variable holds a secret
 # the daemon's own systemd channel: a job must not report for the daemon (or ping its watchdog)
 DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})

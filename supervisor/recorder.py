@@ -8,6 +8,13 @@ broken database) loses nothing: the rows go back to the front of the queue and a
 with backoff (0.5 s doubling to 10 s, or at once on `retry_now()`), and every outcome is
 reported to `on_write` (the daemon's disk-full watch). The history and alerts.jsonl are
 retried separately, so a batch is never applied twice.
+
+One bad row must not block the rest forever (a text with a lone surrogate that SQLite refuses,
+say): after SPLIT_AFTER failed attempts for a reason other than the disk or the database
+itself (`_database_wide`), the batch is written row by row. A row that still fails is
+retried once with its text made valid UTF-8, and then quarantined: logged with its error,
+counted in `quarantined`, dropped. Rows failing for lack of space or a locked or broken
+database are never dropped: they are kept and retried as above.
 """
 
 from __future__ import annotations
@@ -15,17 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 import anyio
 import anyio.to_thread
 
 from status.history import AlertRow, Batch, EventRow, History, RowData, RunRow
+from supervisor.confine import printable
 from supervisor.diskfull import no_space
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,12 @@ log = logging.getLogger(__name__)
 WriteReport = Callable[[str, Path, BaseException | None], None]  # (what, path, error or None)
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
+SPLIT_AFTER = 3  # failed attempts of a batch (not for space) before it is written row by row
+# SQLite result codes that are about the database, not the row: such rows are kept, never dropped
+_DATABASE_WIDE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+                            sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
+                            sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+                            sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH})
 
 EngineCall = Callable[[Engine], object]
 
@@ -42,6 +58,7 @@ class _Outcome:
     history_error: BaseException | None = None
     calls_left: list[EngineCall] = field(default_factory=list)
     lines_error: OSError | None = None
+    kept: Batch | None = None  # after a row-by-row write: only the rows to retry (else the whole batch)
 
 
 class Recorder:
@@ -64,6 +81,8 @@ class Recorder:
         self._busy = False
         self._errors: dict[str, str] = {}  # target -> error text, while its writes fail
         self._delay = RETRY_FIRST
+        self._refusals = 0  # consecutive history failures not for lack of space (SPLIT_AFTER)
+        self.quarantined = 0  # history rows dropped because they could not be written even alone
 
     def run(self, row: RunRow | RowData) -> None:
         """Upsert a run row (a RunRow or its columns as a dict, the cheap form). Rows handed
@@ -112,13 +131,18 @@ class Recorder:
         self._runs, self._events, self._alerts, self._lines = {}, [], {}, []
         return batch, lines
 
-    def _write(self, batch: Batch, lines: list[str], calls: list[EngineCall]) -> _Outcome:
+    def _write(self, batch: Batch, lines: list[str], calls: list[EngineCall], split: bool = False) -> _Outcome:
         out = _Outcome()
         if batch.runs or batch.events or batch.alerts:
-            try:
-                self.history.apply(batch)  # one transaction: all of it or none
-            except Exception as exc:
-                out.history_error, out.calls_left = exc, list(calls)
+            if split:  # the batch kept failing, not for space: find and quarantine the bad rows
+                out.history_error, out.kept = self._apply_rows(batch)
+            else:
+                try:
+                    self.history.apply(batch)  # one transaction: all of it or none
+                except Exception as exc:
+                    out.history_error = exc
+            if out.history_error is not None:
+                out.calls_left = list(calls)
         if out.history_error is None:
             for i, fn in enumerate(calls):
                 try:
@@ -135,6 +159,45 @@ class Recorder:
             except OSError as exc:
                 out.lines_error = exc
         return out
+
+    def _apply_rows(self, batch: Batch) -> tuple[BaseException | None, Batch]:
+        """Apply `batch` one row per transaction, in order. A row refused for its own content is
+        retried once with valid UTF-8 text, then quarantined. At the first error about the
+        disk or the database itself, that row and all after it are kept. Returns (that
+        error or None, the kept rows)."""
+        kept: dict[str, list[Any]] = {"runs": [], "events": [], "alerts": []}
+        stop: BaseException | None = None
+        for kind in ("runs", "events", "alerts"):  # the order History.apply writes them in
+            for row in getattr(batch, kind):
+                if stop is not None:
+                    kept[kind].append(row)
+                    continue
+                exc = self._apply_one(kind, row)
+                if exc is not None and not _database_wide(exc):
+                    safe = _printable_row(row)
+                    if (again := self._apply_one(kind, safe)) is None:
+                        log.warning("history %s row %s was refused (%s: %s); written with its text made "
+                                    "valid UTF-8", kind, _row_name(row), type(exc).__name__, exc)
+                        exc = None
+                    elif _database_wide(again):
+                        exc = again
+                    else:
+                        self.quarantined += 1
+                        log.error("history %s row %s cannot be written (%s: %s); quarantined (dropped, %d so "
+                                  "far): %.500r", kind, _row_name(row), type(again).__name__, again,
+                                  self.quarantined, safe)
+                        continue
+                if exc is not None:  # no space, a locked or broken database: kept and retried
+                    stop = exc
+                    kept[kind].append(row)
+        return stop, Batch(runs=kept["runs"], events=kept["events"], alerts=kept["alerts"])
+
+    def _apply_one(self, kind: str, row: Any) -> BaseException | None:
+        try:
+            self.history.apply(Batch(**{kind: [row]}))
+        except Exception as exc:
+            return exc
+        return None
 
     def _append(self, lines: list[str]) -> None:
         """Append whole lines to alerts.jsonl, or none: a failed write is cut back off."""
@@ -182,12 +245,16 @@ class Recorder:
         self._busy = True
         try:
             with anyio.CancelScope(shield=True):  # the outcome must be seen, or rows would be lost
-                out = await anyio.to_thread.run_sync(self._write, batch, lines, calls)
+                out = await anyio.to_thread.run_sync(self._write, batch, lines, calls,
+                                                     self._refusals >= SPLIT_AFTER)
         finally:
             self._busy = False
         self._retry = anyio.Event()
+        # count failures that retrying the same batch may never cure (not space: that is waited out)
+        refused = out.history_error is not None and no_space(out.history_error) is None
+        self._refusals = self._refusals + 1 if refused else 0
         if out.history_error is not None:
-            self._requeue(batch, [], out.calls_left)
+            self._requeue(out.kept if out.kept is not None else batch, [], out.calls_left)
         if out.lines_error is not None:
             self._requeue(Batch(), lines, [])
         ok = True
@@ -241,3 +308,46 @@ class Recorder:
                 return False
             await self._written.wait()
         return not self._errors
+
+
+def _database_wide(exc: BaseException) -> bool:
+    """Whether `exc` is about the disk or the database (full, locked, read-only, broken), not
+    about the row being written: such rows are kept and retried, never quarantined."""
+    if no_space(exc) is not None or isinstance(exc, (OSError, OperationalError)):
+        return True
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:  # SQLAlchemy wraps the driver's error
+        seen.add(id(cur))
+        code = getattr(cur, "sqlite_errorcode", None) or 0  # an extended code: its low byte is the primary
+        if isinstance(cur, sqlite3.OperationalError) or (
+                isinstance(cur, sqlite3.Error) and (code & 0xFF) in _DATABASE_WIDE):
+            return True
+        orig = getattr(cur, "orig", None)
+        cur = orig if isinstance(orig, BaseException) else (cur.__cause__ or cur.__context__)
+    return False
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every string in it valid UTF-8 (lone surrogates escaped), into dicts and lists."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(k) if isinstance(k, str) else k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
+def _printable_row(row: Any) -> Any:
+    """A copy of a history row (a model or a dict of columns) with valid UTF-8 text."""
+    if isinstance(row, dict):
+        return _printable(row)
+    return type(row)(**_printable(row.model_dump()))
+
+
+def _row_name(row: Any) -> str:
+    """Which row, for the log: its key columns."""
+    get = row.get if isinstance(row, dict) else (lambda name: getattr(row, name, None))
+    return printable(" ".join(f"{name}={value}" for name in ("run_id", "id", "job", "kind", "key", "state")
+                              if (value := get(name)) is not None))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,11 +94,8 @@ def _unrecorded_runs(d: Daemon, known: dict[str, RunRow]) -> list[RunRow]:
             continue
         pid, created = None, None
         try:
-            st = (run_dir / PIDFILE).lstat()
-            if st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
-                raise ValueError("a pid file the daemon did not write (a job owns its run dir)")
-            pid, created = adopt.read_pidfile((run_dir / PIDFILE).read_text())
-            started = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+            pid, created, mtime = adopt.read_pidfile_at(run_dir / PIDFILE)
+            started = datetime.fromtimestamp(mtime, timezone.utc)
         except (OSError, ValueError, IndexError):  # died between spawn and its pid file
             try:
                 started = datetime.fromtimestamp(run_dir.stat().st_mtime, timezone.utc)
@@ -118,29 +114,37 @@ def _adopt(d: Daemon, row: RunRow, now: datetime) -> bool:
     if job is None or job.run is not None:
         return False  # dropped from the config: stopped by _close_lost_run
     state = JobState(row.state)
-    alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
-    if not alive and state != JobState.VERIFYING:
-        return False
+    alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at, row.run_id)
+    ended_unseen = not alive and state != JobState.VERIFYING
+    if ended_unseen and job.settings.kind != "task":
+        return False  # a service that ended meanwhile: lost (and started again at boot)
     run = RunState(job.name, row.run_id, job.settings.kind,
                    Path(row.run_dir) if row.run_dir else d.config.runs_dir / job.name / row.run_id,
                    row.started_at, state=state, pid=row.pid, pid_created=row.pid_created,
                    command=row.command, adopted=True, first_beat_at=row.last_heartbeat_at,
                    last_beat_at=row.last_heartbeat_at, last_progress_at=row.last_progress_at,
                    progress=dict(row.progress), high_water=dict(row.progress), phase=row.phase,
-                   message=row.message)
+                   message=row.message, ended_unseen=ended_unseen)
     if alive and row.pid:
         handle = adopt.AdoptedProcess.open(row.pid)
-        if not adopt.is_same_process(row.pid, row.pid_created, row.started_at):  # gone meanwhile
+        if not adopt.is_same_process(row.pid, row.pid_created, row.started_at, row.run_id):  # gone meanwhile
             if handle.pidfd is not None:
                 os.close(handle.pidfd)
             return False
         run.child = handle
         pidfile = run.run_dir / PIDFILE
         if not pidfile.exists():  # found by its environment: note it before anything else
-            write_private(pidfile, adopt.pidfile_text(row.pid, row.pid_created))
+            try:
+                write_private(pidfile, adopt.pidfile_text(row.pid, row.pid_created))
+            except OSError as exc:  # a full disk must not stop the daemon from starting
+                log.warning("job=%s run=%s cannot write its pid file: %s", job.name, row.run_id, exc)
         what = (f"re-adopted pid {row.pid} ({row.command or 'command not recorded'}), alive since "
                 f"{row.started_at.isoformat(timespec='seconds')}: its exit status will be unknown, so it "
                 "is judged by its heartbeats and proofs")
+    elif ended_unseen:  # a task that ended while nobody watched: judged by its proofs
+        run.exited, run.ended_at = True, _last_sign_of_life(run.run_dir) or now
+        what = ("ended while the supervisor was down, exit status unknown: it is judged by its "
+                "proofs")
     else:  # its leader had exited and its proofs were being checked: check them again
         run.exited, run.finishing = True, True
         run.exit_code, run.signal, run.ended_at = row.exit_code, row.signal, row.ended_at or now
@@ -160,7 +164,7 @@ def _close_lost_run(d: Daemon, row: RunRow, now: datetime) -> None:
     """A run the history says was active when the previous daemon died, and that cannot be
     re-adopted: its process is gone, or its job left the config, or a newer run of the same
     job was adopted (then its group is stopped, so a job never runs twice)."""
-    alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at)
+    alive = adopt.is_same_process(row.pid, row.pid_created, row.started_at, row.run_id)
     if alive and row.pid:
         procinfo.signal_group(row.pid, signal.SIGTERM)
         grace = d.jobs[row.job].settings.stop_grace if row.job in d.jobs else 10.0
@@ -177,3 +181,14 @@ def _close_lost_run(d: Daemon, row: RunRow, now: datetime) -> None:
     d.alerts.fire(row.job, "lost", severity=Severity.WARNING, run_id=row.run_id, now=now,
                      title=f"{row.job}: run {row.run_id} lost while the supervisor was down",
                      detail=row.error)
+
+
+def _last_sign_of_life(run_dir: Path) -> datetime | None:
+    """When a run that ended unseen last wrote its heartbeat or output: its end, near enough."""
+    times = []
+    for name in ("heartbeat.json", "stdout.log", "stderr.log"):
+        try:
+            times.append(os.lstat(run_dir / name).st_mtime)
+        except OSError:
+            pass
+    return datetime.fromtimestamp(max(times), timezone.utc) if times else None

@@ -39,6 +39,7 @@ class RunState:
     pid_created: float | None = None  # the leader's create time (psutil), to re-adopt it safely
     command: str = ""
     adopted: bool = False  # found alive by a restarted daemon: its exit status is unknowable
+    ended_unseen: bool = False  # adopted after it had ended, while no daemon watched
     first_beat_at: datetime | None = None
     next_proof_at: datetime | None = None  # prove_every: when the live proofs are next checked
     proving: bool = False  # a live proof check is in flight

@@ -160,8 +160,15 @@ def spawn(
 ) -> Child:
     """Start `argv` in a new session with stdin from /dev/null, output into the files, umask
     JOB_UMASK, and (with `run_as`) as that user."""
-    out_fd = open_for_child(stdout)
-    err_fd = open_for_child(stderr)
+    try:
+        out_fd = open_for_child(stdout)
+    except OSError as exc:  # a full disk, or a job that keeps planting something at the name
+        raise SpawnError(f"cannot open {stdout}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        err_fd = open_for_child(stderr)
+    except OSError as exc:
+        os.close(out_fd)
+        raise SpawnError(f"cannot open {stderr}: {(exc.strerror or str(exc)).lower()}") from None
     who = {} if run_as is None else {"user": run_as.uid, "group": run_as.gid,
                                      "extra_groups": list(run_as.groups)}
     try:

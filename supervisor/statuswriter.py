@@ -5,6 +5,11 @@ Every write is atomic (status.store.write_atomic: temp file, fsync, rename, dire
 so the file on disk is always a complete document. A write that fails (a full disk) leaves
 the previous version in place, is reported to `on_write` and retried with backoff (0.5 s
 doubling to 10 s, or at once on `retry_now()`), always with the newest document.
+
+A document that cannot be serialised at all (a ValueError, such as pydantic's
+PydanticSerializationError for a lone surrogate in some text) never kills the writer: it is
+logged (once per distinct error), the last good status.json stays in place, and the next
+change tries again; retrying the same document could not help.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class StatusWriter:
         self.writes = 0
         self.failures = 0  # consecutive failed writes (0 when the file is current)
         self.error: str | None = None  # why the last write failed, while it keeps failing
+        self.unserialisable: str | None = None  # why the newest document could not be serialised
         self._dirty = anyio.Event()
         self._urgent = anyio.Event()
         self._retry = anyio.Event()
@@ -60,7 +66,8 @@ class StatusWriter:
         """Build and write the document immediately; OSError when it cannot be written (the
         file then keeps its previous complete version)."""
         async with self._lock:  # one write at a time, each with the newest document
-            data = dump_status(self.build())
+            data = dump_status(self.build())  # ValueError when it cannot be serialised: see try_write
+            self.unserialisable = None
             try:
                 # 0600: it names runs, errors and stderr tails; the state dir may be 0711 (`user` jobs)
                 await anyio.to_thread.run_sync(partial(write_atomic, self.path, data, mode=0o600))
@@ -75,11 +82,15 @@ class StatusWriter:
             self.on_write(self.path.name, self.path, None)
 
     async def try_write(self) -> bool:
-        """`write_now`, except that a failure is logged and left to `serve` to retry."""
+        """`write_now`, except that a failure is logged and left to `serve` to retry (an
+        unserialisable document: logged, and left to the next change)."""
         try:
             await self.write_now()
         except OSError:
             self._dirty.set()
+            return False
+        except ValueError as exc:  # PydanticSerializationError and ValidationError are ValueErrors
+            self._unserialisable(exc)
             return False
         return True
 
@@ -94,12 +105,19 @@ class StatusWriter:
                     await self._urgent.wait()
             self._dirty = anyio.Event()
             self._urgent = anyio.Event()
-            if await self.try_write():
-                delay = RETRY_FIRST
+            if await self.try_write() or self.unserialisable is not None:
+                delay = RETRY_FIRST  # written, or unwritable until something changes: no backoff
                 continue
             with anyio.move_on_after(delay):
                 await self._retry.wait()
             delay = min(delay * 2, RETRY_MAX)
+
+    def _unserialisable(self, exc: ValueError) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        if text != self.unserialisable:  # once per distinct error, not once per change
+            log.error("cannot serialise %s (%s); its last good version stays in place, the next "
+                      "change tries again", self.path, text, exc_info=exc)
+        self.unserialisable = text
 
     def _failed(self, exc: OSError) -> None:
         self.failures += 1

@@ -160,17 +160,18 @@ async def test_a_reused_pid_is_never_mistaken_for_the_run(tmp_path):
 
 
 async def test_a_run_whose_process_is_gone_is_closed_as_lost_with_an_alert(tmp_path):
-    table = job(tmp_path, "task", P.EXIT_OK, start="manual")
+    table = job(tmp_path, "svc", P.BEATS_FOREVER, kind="service", start="manual")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    _record(tmp_path, table, RunRow(run_id="20261125T080000000Z-bbbbbb", job="task", state="RUNNING",
+    _record(tmp_path, table, RunRow(run_id="20261125T080000000Z-bbbbbb", job="svc", state="RUNNING",
                                     started_at=datetime.now(timezone.utc) - timedelta(minutes=5),
                                     pid=gone.pid, pid_created=1.0))
     async with running(tmp_path, table) as daemon:
         row = daemon.history.run("20261125T080000000Z-bbbbbb")
         assert row is not None and row.state == "FAILED" and row.ended_at is not None
-        assert "task:lost" in daemon.alerts.active
-        assert daemon.jobs["task"].run is None  # a manual task is not re-run on its own
+        assert "lost while the supervisor was down" in (row.error or "")
+        assert "svc:lost" in daemon.alerts.active
+        assert daemon.jobs["svc"].run is None  # a manual service is not started on its own
 
 
 async def test_a_run_interrupted_while_verifying_is_verified_again(tmp_path):
@@ -289,3 +290,57 @@ async def test_a_pid_file_the_daemon_did_not_write_is_never_trusted(tmp_path):
     finally:
         victim.kill()
         victim.wait()
+
+
+async def test_a_clock_step_does_not_make_a_live_run_look_gone(tmp_path):
+    """Create times are dated from the boot time, which a clock step moves (even a 0.2 s step
+    can shift it by 1 s). The run's environment still names it: adopted, never run twice."""
+    table = job(tmp_path, "svc", P.BEATS_FOREVER, kind="service")
+    pids = await left_running(tmp_path, table)
+    cfg = tmp_path / "config.toml"
+    history = History(load_config(cfg).history_db, create=False)
+    with history.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE runs SET pid_created = pid_created + 1.0 WHERE pid = ?", (pids["svc"],))
+    history.close()
+    try:
+        async with running(tmp_path, table) as daemon:
+            svc = daemon.jobs["svc"].run
+            assert svc is not None and svc.adopted and svc.pid == pids["svc"]
+    finally:
+        if alive(pids["svc"]):
+            os.killpg(pids["svc"], signal.SIGKILL)
+
+
+async def test_a_task_that_ended_while_no_daemon_watched_is_judged_by_its_proofs(tmp_path):
+    table = job(tmp_path, "proved", WAITS_THEN_PROVES)
+    pids = await left_running(tmp_path, table)
+    run_dir = next((tmp_path / "var" / "runs" / "proved").iterdir())
+    (run_dir / "go").touch()
+    with anyio.fail_after(10):
+        while alive(pids["proved"]):  # it finishes with no supervisor at all
+            await anyio.sleep(0.05)
+    async with running(tmp_path, table) as daemon:
+        await reach(daemon, "proved", JobState.SUCCEEDED)
+        events = daemon.history.events(job="proved")
+        assert any("ended while the supervisor was down (exit status unknown)" in e.reason for e in events)
+        assert "proved:lost" not in daemon.alerts.active
+
+
+async def test_of_two_session_leaders_in_one_run_dir_the_first_started_is_the_run(tmp_path):
+    """A job's child that calls setsid shares the run's environment; the run is its leader."""
+    table = job(tmp_path, "svc", P.BEATS_FOREVER, kind="service")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(HEADER + table)
+    config = load_config(cfg)
+    run_dir = config.runs_dir / "svc" / "20261125T080000000Z-ffffff"
+    run_dir.mkdir(parents=True)
+    env = {**os.environ, "PROOFWATCH_RUN_ID": run_dir.name, "PROOFWATCH_RUN_DIR": str(run_dir)}
+    leader = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    child = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        from supervisor.adopt import run_leaders
+        assert run_leaders(config.runs_dir, "PROOFWATCH_RUN_DIR")[run_dir] == leader.pid
+    finally:
+        for p in (leader, child):
+            p.kill()
+            p.wait()

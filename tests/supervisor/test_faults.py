@@ -456,3 +456,30 @@ async def test_a_100_mb_heartbeat_is_refused_unread_and_the_run_recovers_with_th
         assert await d.recorder.flush()
         events = [e.reason for e in d.history.events(run_id=run.run_id) if e.kind == "heartbeat_error"]
     assert events == [error]
+
+
+async def test_a_daemon_starting_on_a_full_disk_still_adopts_and_runs(tmp_path: Path) -> None:
+    """A run found by its environment gets its pid file written at adoption; on a full state
+    dir that write fails, and the daemon must start anyway (not crash-loop under systemd)."""
+    with tmpfs(tmp_path / "mnt", "2m") as mnt:
+        head = header(state_dir="mnt/state")
+        table = job(tmp_path, "svc", "import time\ntime.sleep(60)\n", kind="service", start="manual")
+        async with running(tmp_path, table, header=head) as d:  # creates the state dir and history
+            pass
+        keep = History(d.config.history_db, create=False)  # like a daemon killed -9: -wal/-shm stay
+        keep.runs(limit=1)
+        run_dir = d.config.runs_dir / "svc" / "20990101T000000000Z-abcdef"
+        run_dir.mkdir(parents=True)
+        env = {**os.environ, "PROOFWATCH_RUN_ID": run_dir.name, "PROOFWATCH_RUN_DIR": str(run_dir)}
+        leader = subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+        filler = fill(mnt)
+        try:
+            async with running(tmp_path, table, header=head) as d2:
+                run = d2.jobs["svc"].run
+                assert run is not None and run.adopted and run.pid == leader.pid
+                assert not (run_dir / "pid").exists()  # could not be written: noted in the log
+            filler.unlink()
+        finally:
+            leader.kill()
+            leader.wait()
+            keep.close()

@@ -44,6 +44,7 @@ ENVIRON = {
     "SAME_AS_API": "api-token-0123456789",  # the API token again, under another name
     "PROOFWATCH_CONFIG": "/etc/proofwatch/config.toml",  # not a secret
     "SHORT": "1",
+    "ODDS_API_KEY": "sk-live-abcdef123456",  # meant for one job (which names it), not all
 }
 
 
@@ -88,11 +89,15 @@ def test_a_job_gets_a_secret_its_env_table_names(config: Config) -> None:
         assert gone not in env
 
 
-def test_without_secrets_in_the_config_only_well_known_names_are_dropped(tmp_path: Path) -> None:
-    (tmp_path / "c.toml").write_text('[jobs.x]\ncommand = "true"\n')
-    env = job_environment(load_config(tmp_path / "c.toml"), "x", ENVIRON)
+def test_without_secrets_in_the_config_only_names_secrets_go_by_are_dropped(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[jobs.x]\ncommand = "true"\n'
+                                     '[jobs.arb]\ncommand = "true"\nenv = { ODDS_API_KEY = "${ODDS_API_KEY}" }\n')
+    config = load_config(tmp_path / "c.toml")
+    env = job_environment(config, "x", ENVIRON)
     assert set(ENVIRON) - set(env) == {"PROOFWATCH_API_TOKEN", "PROOFWATCH_HEARTBEAT_TOKEN",
-                                       "PROOFWATCH_WEBHOOK_SECRET"}
+                                       "PROOFWATCH_WEBHOOK_SECRET", "HOOK_TOKEN", "HOOK_SECRET",
+                                       "PLAIN_HB_TOKEN", "ODDS_API_KEY"}
+    assert job_environment(config, "arb", ENVIRON)["ODDS_API_KEY"] == "sk-live-abcdef123456"
 
 
 def test_an_unset_variable_in_the_env_table_is_an_env_error(tmp_path: Path) -> None:

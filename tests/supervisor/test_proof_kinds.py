@@ -119,20 +119,6 @@ WRONG_TYPE = {  # something else under the kind's name, and the start of the rea
 FILE_KINDS = list(NAMES)
 
 
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "var" / "runs" / "job" / "r1"
-    d.mkdir(parents=True)
-    return d
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
-
-
 def spec(**keys: Any) -> ProofSpec:
     return ProofSpec.model_validate(keys)
 

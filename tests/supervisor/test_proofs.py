@@ -16,20 +16,6 @@ from tests.supervisor.test_proof_kinds import png_bytes
 STARTED = datetime.now(timezone.utc) - timedelta(minutes=5)
 
 
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "var" / "runs" / "arb" / "r1"
-    d.mkdir(parents=True)
-    return d
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
-
-
 def write(path: Path, data: bytes, *, age_before_start: float | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

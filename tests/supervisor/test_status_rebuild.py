@@ -24,7 +24,8 @@ from status.models import JobState, StatusDocument
 from status.store import dump_status, read_status, temp_files
 from supervisor.statusrebuild import check_at_start
 from tests.status.test_store import T0, make_doc
-from tests.supervisor.harness import running
+from tests import _procs as P
+from tests.supervisor.harness import job, reach, running
 from tests.supervisor.test_cli import start_daemon, stop_daemon, wait_for
 
 # --- status.json is never torn ----------------------------------------------------------------
@@ -245,3 +246,13 @@ def _history_error(directory: Path, job_name: str) -> str | None:
         return h.runs(job=job_name, limit=1)[0].error
     finally:
         h.close()
+
+
+@pytest.mark.anyio
+async def test_a_rebuilt_status_json_is_owner_only_like_the_daemons(tmp_path):
+    async with running(tmp_path, job(tmp_path, "t", P.EXIT_OK)) as d:
+        await reach(d, "t", JobState.SUCCEEDED)
+    done = subprocess.run([sys.executable, "-m", "supervisor.cli", "status", "--rebuild", "--config",
+                           str(tmp_path / "config.toml")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert d.config.status_file.stat().st_mode & 0o777 == 0o600
