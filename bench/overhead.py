@@ -11,7 +11,7 @@ passed, the bench samples the daemon process (psutil; the daemon alone, not its 
   1-second interval could only read 0, 1, 2 ... %);
 - status.json writes, observed by sampling the file's (inode, mtime_ns) at 20 Hz (writes less
   than 50 ms apart count once, so this is a lower bound; the daemon coalesces non-urgent
-  writes to one per `status_min_interval`, 250 ms).
+  writes to one per `status_min_interval`, 1 s by default).
 """
 
 from __future__ import annotations

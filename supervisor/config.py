@@ -224,7 +224,9 @@ class SupervisorSettings(_Model):
     log_max_bytes: Annotated[_Int, BeforeValidator(_to_bytes), Field(gt=0)] = 10_485_760
     log_backups: _Int = Field(default=3, ge=0)
     rescan_every: Seconds = parse_duration("5s")
-    status_min_interval: Seconds = parse_duration("250ms")
+    # status.json is rewritten at once on a state change; otherwise (heartbeats: progress, ages)
+    # at most this often. The API, dashboard and metrics read the daemon's memory, always live.
+    status_min_interval: Seconds = parse_duration("1s")
     recent_runs: _Int = Field(default=20, ge=0)
     keep_runs: _Int = Field(default=50, ge=1)
     host: str | None = None

@@ -335,7 +335,7 @@ def test_empty_config_gets_every_default(tmp_path: Path) -> None:
     config = load(tmp_path, "")
     assert config.jobs == {}
     assert config.supervisor.rescan_every == 5.0
-    assert config.supervisor.status_min_interval == 0.25
+    assert config.supervisor.status_min_interval == 1.0
     assert config.supervisor.log_max_bytes == 10_485_760
     assert config.health.cpu_temp_max == 85
     job = JobSettings(command=["x"])
