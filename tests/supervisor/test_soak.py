@@ -38,11 +38,17 @@ truth = open(os.path.join(env["PROOFWATCH_RUN_DIR"], "truth.jsonl"), "a", buffer
 tmp = os.path.join(env.get("PROOFWATCH_SCRATCH") or env["PROOFWATCH_RUN_DIR"], f"soak-{os.getpid()}.tmp")
 seq = n = 0
 progress_at = datetime.now(timezone.utc).isoformat()
+last_beat = None  # time.monotonic() of the previous beat
 
 def beat(progress):
-    global seq, n, progress_at
+    global seq, n, progress_at, last_beat
     seq += 1
     now = datetime.now(timezone.utc).isoformat()
+    mono = time.monotonic()
+    if progress and last_beat is not None and mono - last_beat >= stall_after * 0.9:
+        # starved of CPU (200 jobs starting on 2 cores): no beat for ~stall_after, a real stall
+        truth.write(json.dumps({"ev": "starved", "gap": round(mono - last_beat, 2)}) + "\n")
+    last_beat = mono
     if progress:
         n, progress_at = n + 1, now
     with open(tmp, "w") as f:
@@ -50,14 +56,9 @@ def beat(progress):
     os.replace(tmp, env["PROOFWATCH_HEARTBEAT"])
 
 def work(seconds):
-    end = last = time.monotonic()
-    end += seconds
+    end = time.monotonic() + seconds
     while time.monotonic() < end:
         beat(True)
-        now = time.monotonic()
-        if now - last >= stall_after * 0.9:  # starved of CPU (200 jobs on 2 cores): a real stall
-            truth.write(json.dumps({"ev": "starved", "gap": round(now - last, 2)}) + "\n")
-        last = now
         time.sleep(beat_every)
 
 beat(True)
