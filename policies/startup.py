@@ -47,15 +47,24 @@ def classify_exit(
 ) -> Outcome:
     """Decide what a process exit means for its run."""
     how = describe_exit(exit_code, signal_name)
+    ended = _ended(kind, saw_heartbeat, how, stop_reason)
+    if ended is not None:
+        return ended
+    if exit_code == 0:
+        return Outcome(JobState.VERIFYING, "exited with code 0; verifying proofs")
+    return Outcome(JobState.FAILED, how)
+
+
+def _ended(kind: str, saw_heartbeat: bool, how: str, stop_reason: str | None) -> Outcome | None:
+    """What any end means before its exit status is looked at: stopped on request, crashed
+    before its first heartbeat, or a service gone; None for a task that ran (its status decides)."""
     if stop_reason is not None:
         return Outcome(JobState.STOPPED, f"stopped: {stop_reason} ({how})")
     if not saw_heartbeat:
         return Outcome(JobState.CRASHED, f"{how} before its first heartbeat")
     if kind == "service":
         return Outcome(JobState.FAILED, f"service {how}")
-    if exit_code == 0:
-        return Outcome(JobState.VERIFYING, "exited with code 0; verifying proofs")
-    return Outcome(JobState.FAILED, how)
+    return None
 
 
 UNKNOWN_EXIT = "exited (status unknown: adopted after a supervisor restart)"
@@ -68,10 +77,5 @@ def classify_adopted_exit(kind: str, saw_heartbeat: bool, stop_reason: str | Non
     came back). Its exit status went to its new parent, so a task is judged by its proofs
     alone; a service's end is an exit as any other."""
     how = ENDED_UNSEEN if unseen else UNKNOWN_EXIT
-    if stop_reason is not None:
-        return Outcome(JobState.STOPPED, f"stopped: {stop_reason} ({how})")
-    if not saw_heartbeat:
-        return Outcome(JobState.CRASHED, f"{how} before its first heartbeat")
-    if kind == "service":
-        return Outcome(JobState.FAILED, f"service {how}")
-    return Outcome(JobState.VERIFYING, f"{how}; judging it by its proofs")
+    return (_ended(kind, saw_heartbeat, how, stop_reason)
+            or Outcome(JobState.VERIFYING, f"{how}; judging it by its proofs"))

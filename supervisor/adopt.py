@@ -20,6 +20,7 @@ import anyio
 import psutil
 
 from status.store import write_atomic
+from supervisor.spawn import await_pidfd, open_pidfd
 
 PIDFILE = "pid"  # in each run dir: "PID CREATE_TIME" of its leader, written right after the spawn
 CREATE_TIME_TOLERANCE = 0.5  # s; psutil's create time has clock-tick resolution
@@ -126,18 +127,10 @@ def read_pidfile_at(path: Path) -> tuple[int, float | None, float]:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path}: not a pid file the daemon wrote (a job owns its run dir)")
-        pid, created = read_pidfile(os.read(fd, PIDFILE_MAX).decode("ascii"))
+        parts = os.read(fd, PIDFILE_MAX).decode("ascii").split()  # "PID" (older) or "PID CREATE_TIME"
     finally:
         os.close(fd)
-    return pid, created, st.st_mtime
-
-
-def read_pidfile(text: str) -> tuple[int, float | None]:
-    """Parse a run's pid file: "PID" (older) or "PID CREATE_TIME"."""
-    parts = text.split()
-    pid = int(parts[0])
-    created = float(parts[1]) if len(parts) > 1 else None
-    return pid, created
+    return int(parts[0]), float(parts[1]) if len(parts) > 1 else None, st.st_mtime
 
 
 def pidfile_text(pid: int, created: float | None) -> str:
@@ -155,24 +148,14 @@ class AdoptedProcess:
 
     @classmethod
     def open(cls, pid: int, created: float | None = None) -> AdoptedProcess:
-        """Take hold of `pid` now (a pidfd pins the process: it cannot be confused with a
-        later process that reuses the pid)."""
-        pidfd = None
-        if hasattr(os, "pidfd_open"):
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:
-                pidfd = None
-        return cls(pid, pidfd, created if created is not None else create_time(pid))
+        """Take hold of `pid` now (through a pidfd where the kernel has them)."""
+        return cls(pid, open_pidfd(pid), created if created is not None else create_time(pid))
 
     async def wait(self) -> int | None:
         """Wait until the process has exited. Its exit status went to its new parent: None."""
         if self.pidfd is not None:
-            try:
-                await anyio.wait_readable(self.pidfd)
-            finally:
-                os.close(self.pidfd)
-                self.pidfd = None
+            pidfd, self.pidfd = self.pidfd, None
+            await await_pidfd(pidfd)
             return None
         while (now := create_time(self.pid)) is not None and (
                 self.created is None or abs(now - self.created) <= CREATE_TIME_TOLERANCE):

@@ -35,8 +35,7 @@ from policies.startup import classify_adopted_exit, classify_exit, describe_exit
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.history import History, RowData
 from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
-from supervisor import adopt, details, intake, procinfo
-from supervisor import selfwatch
+from supervisor import adopt, details, intake, procinfo, selfwatch
 from supervisor.hostwatch import HostWatch
 from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook

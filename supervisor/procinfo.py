@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import datetime
 
 import psutil
 
@@ -52,13 +51,3 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def is_process_started_at(pid: int, started_at: datetime, tolerance: float = 5.0) -> bool:
-    """Whether `pid` is alive and was created within `tolerance` s of `started_at` (so a
-    reused pid is never mistaken for the run's process)."""
-    try:
-        created = psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return abs(created - started_at.timestamp()) <= tolerance

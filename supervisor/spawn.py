@@ -140,11 +140,8 @@ class Child:
     async def wait(self) -> int:
         """Wait for the leader to exit and reap it; return Popen's return code."""
         if self.pidfd is not None:
-            try:
-                await anyio.wait_readable(self.pidfd)
-            finally:
-                os.close(self.pidfd)
-                self.pidfd = None
+            pidfd, self.pidfd = self.pidfd, None
+            await await_pidfd(pidfd)
             return self.popen.wait()
         return await anyio.to_thread.run_sync(self.popen.wait, abandon_on_cancel=True)
 
@@ -190,10 +187,23 @@ def spawn(
     finally:
         os.close(out_fd)
         os.close(err_fd)
-    pidfd = None
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(popen.pid)
-        except OSError:
-            pidfd = None
-    return Child(popen, pidfd)
+    return Child(popen, open_pidfd(popen.pid))
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` (readable once it exits; it pins the process, so a later process
+    reusing the pid is never confused with it), or None where the kernel has none."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+async def await_pidfd(pidfd: int) -> None:
+    """Wait until the process behind `pidfd` has exited; the fd is closed either way."""
+    try:
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
