@@ -1,8 +1,9 @@
 """The SQL history: runs, events (every transition with its reason) and alerts.
 
-SQLite (WAL) by default; any SQLAlchemy URL works. The daemon is the only writer and applies
-changes in batches (`History.apply`), one transaction per batch. Readers (the CLI) open the
-same file concurrently.
+SQLite (WAL) by default; PostgreSQL (`[store] url`) for a fleet of daemons sharing one
+history, with the same code. The schema is versioned (status.migrate, Alembic). Each daemon is
+the only writer of its own host's rows and applies changes in batches (`History.apply`), one
+transaction per batch. Readers (the CLI) open the same store concurrently.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from sqlalchemy import JSON, Column, Table, event, insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, desc, select
 
+from status._time import as_utc
+
+import status.fleet  # noqa: F401  (registers the tables)
 import status.outbox  # noqa: F401  (registers the table)
 import status.samples  # noqa: F401  (registers the table)
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+_utc = as_utc
 
 
 class RunRow(SQLModel, table=True):
@@ -60,6 +61,7 @@ class EventRow(SQLModel, table=True):
     ts: datetime = Field(index=True)
     job: str = Field(index=True)
     run_id: str | None = Field(default=None, index=True)
+    host: str = Field(default="", index=True)  # the daemon that wrote it (filled in by History.apply)
     kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor | proof
     from_state: str | None = None
     to_state: str | None = None
@@ -74,6 +76,7 @@ class AlertRow(SQLModel, table=True):
     key: str = Field(index=True)
     job: str | None = None
     run_id: str | None = None
+    host: str = Field(default="", index=True)  # the daemon that raised it (filled in by History.apply)
     severity: str
     title: str
     detail: str
@@ -106,34 +109,59 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(target: Path | str) -> Engine:
-    """An engine for a SQLite path or any SQLAlchemy URL."""
+    """An engine for a SQLite path or any SQLAlchemy URL. PostgreSQL sessions run in UTC (the
+    DateTime columns hold UTC without a zone) and give up connecting after 5 s, so an
+    unreachable store fails a write fast instead of hanging the writer."""
     url = str(target) if "://" in str(target) else f"sqlite:///{target}"
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                         connect_args={"options": "-c timezone=UTC", "connect_timeout": 5})
 
 
 class History:
-    """Access to the history store."""
+    """Access to the history store.
 
-    def __init__(self, target: Path | str, *, create: bool = True) -> None:
+    `host` names the writer: rows written without a host get this one. With `scoped` (the
+    default) every read (runs, events, alerts) returns this host's rows only, so daemons sharing
+    one store never take each other's runs; a private history (scoped=False) and `host=None`
+    read every row (the fleet view; a history from before hosts were recorded). `create` brings the schema to the current version
+    (status.migrate); readers open with create=False.
+    """
+
+    def __init__(self, target: Path | str, *, create: bool = True, host: str | None = None,
+                 scoped: bool = True) -> None:
         self.engine = make_engine(target)
+        self.host = host
+        self.scope = host if scoped else None  # a private history reads every row (older ones: host "")
         if create:
-            SQLModel.metadata.create_all(self.engine)
-            add_missing_columns(self.engine)
+            from status.migrate import upgrade
+
+            try:
+                upgrade(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
 
+    def _scoped(self, q: Any, table: Any) -> Any:
+        return q if self.scope is None else q.where(table.host == self.scope)
+
     def apply(self, batch: Batch) -> None:
         """Write runs (upsert), events (append) and alerts (upsert) in one transaction.
         Runs and events go in as bulk statements: no ORM object per row on the hot path."""
+        host = self.host or ""
         with Session(self.engine, expire_on_commit=False) as s:
             conn = s.connection()
             runs = [_columns(RunRow, r) for r in batch.runs]
+            for r in runs:
+                if not r.get("host"):
+                    r["host"] = host
             for i in range(0, len(runs), _CHUNK):
                 _upsert(conn, RunRow.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
             if batch.events:
@@ -141,15 +169,19 @@ class History:
                 for e in events:
                     if e.get("id") is None:
                         e.pop("id", None)  # assigned by the database
+                    if not e.get("host"):
+                        e["host"] = host
                 conn.execute(insert(EventRow.__table__), events)  # type: ignore[arg-type]
             for alert in batch.alerts:
+                if not alert.host:
+                    alert.host = host
                 s.merge(alert)
             s.commit()
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
         """The latest runs, newest first."""
         with Session(self.engine) as s:
-            q = select(RunRow).order_by(desc(RunRow.started_at)).limit(limit)
+            q = self._scoped(select(RunRow).order_by(desc(RunRow.started_at)).limit(limit), RunRow)
             if job:
                 q = q.where(RunRow.job == job)
             return [_fix_run(r) for r in s.exec(q).all()]
@@ -158,6 +190,7 @@ class History:
         """Every run in one of `states` (e.g. the active ones), newest first."""
         with Session(self.engine) as s:
             q = select(RunRow).where(col(RunRow.state).in_(list(states))).order_by(desc(RunRow.started_at))
+            q = self._scoped(q, RunRow)
             return [_fix_run(r) for r in s.exec(q).all()]
 
     def known_ids(self, run_ids: Iterable[str]) -> set[str]:
@@ -179,7 +212,7 @@ class History:
     ) -> list[EventRow]:
         """Events, oldest first (the last `limit` of them)."""
         with Session(self.engine) as s:
-            q = select(EventRow).order_by(desc(EventRow.id)).limit(limit)
+            q = self._scoped(select(EventRow).order_by(desc(EventRow.id)).limit(limit), EventRow)
             if job:
                 q = q.where(EventRow.job == job)
             if run_id:
@@ -192,7 +225,7 @@ class History:
     def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[AlertRow]:
         """Alerts, newest first."""
         with Session(self.engine) as s:
-            q = select(AlertRow).order_by(desc(AlertRow.first_seen)).limit(limit)
+            q = self._scoped(select(AlertRow).order_by(desc(AlertRow.first_seen)).limit(limit), AlertRow)
             if active_only:
                 q = q.where(AlertRow.resolved_at.is_(None))  # type: ignore[union-attr]
             rows = list(s.exec(q).all())
@@ -201,37 +234,6 @@ class History:
             r.last_seen = _utc(r.last_seen)  # type: ignore[assignment]
             r.resolved_at = _utc(r.resolved_at)
         return rows
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Bring a history written by an older proofwatch up to the current tables: add each
-    column it lacks (nullable, or with its default), keeping every row. Returns what was added.
-    (create_all makes missing tables but never alters existing ones; versioned migrations for
-    PostgreSQL come with the fleet store.)"""
-    from sqlalchemy import inspect, text
-
-    added: list[str] = []
-    have = inspect(engine)
-    with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            if not have.has_table(table.name):
-                continue
-            present = {c["name"] for c in have.get_columns(table.name)}
-            for col in table.columns:
-                if col.name in present or col.primary_key:
-                    continue
-                ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{col.name}" {col.type.compile(engine.dialect)}'
-                default = col.default.arg if col.default is not None and not callable(col.default.arg) else None
-                if default is not None and isinstance(default, (int, float, str)):
-                    ddl += f" DEFAULT {default!r}" if isinstance(default, str) else f" DEFAULT {default}"
-                conn.execute(text(ddl))
-                added.append(f"{table.name}.{col.name}")
-    if added:
-        import logging
-
-        logging.getLogger(__name__).warning("history: added columns %s (written by an older proofwatch)",
-                                            ", ".join(added))
-    return added
 
 
 _CHUNK = 500  # rows per multi-row upsert (SQLite binds at most 32,766 parameters)

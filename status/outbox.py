@@ -19,11 +19,10 @@ from sqlalchemy import JSON, Column, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, delete, select
 
+from status._time import as_utc
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+_utc = as_utc
 
 
 class OutboxRow(SQLModel, table=True):

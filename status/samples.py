@@ -27,6 +27,7 @@ class HostSampleRow(SQLModel, table=True):
     __tablename__ = "host_samples"
     id: int | None = Field(default=None, primary_key=True)
     ts: datetime = Field(index=True)
+    host: str = Field(default="", index=True)
     cpu_pct: float
     load1: float
     mem_pct: float
@@ -86,11 +87,15 @@ def save_sample(engine: Engine, row: HostSampleRow) -> None:
         s.commit()
 
 
-def prune_samples(engine: Engine, now: datetime, tiers: Sequence[Tier] = RETENTION) -> int:
-    """Delete what `keep` does not keep (in one transaction); return how many rows went."""
+def prune_samples(engine: Engine, now: datetime, tiers: Sequence[Tier] = RETENTION,
+                  host: str | None = None) -> int:
+    """Delete what `keep` does not keep (in one transaction); return how many rows went.
+    With `host`, only that host's samples (a daemon prunes its own in a shared store)."""
     cutoff = _utc(now) - tiers[0].max_age if tiers[0].step is None else None
     with Session(engine) as s:
         q = select(HostSampleRow)
+        if host is not None:
+            q = q.where(HostSampleRow.host == host)
         if cutoff is not None:  # the first tier keeps everything: no need to read it
             q = q.where(col(HostSampleRow.ts) < cutoff)
         rows = list(s.exec(q).all())
@@ -104,10 +109,13 @@ def prune_samples(engine: Engine, now: datetime, tiers: Sequence[Tier] = RETENTI
 
 
 def load_samples(engine: Engine, since: datetime | None = None,
-                 limit: int = 10_000) -> list[HostSampleRow]:
-    """Stored samples (UTC timestamps), oldest first: the newest `limit` since `since`."""
+                 limit: int = 10_000, host: str | None = None) -> list[HostSampleRow]:
+    """Stored samples (UTC timestamps), oldest first: the newest `limit` since `since` (of
+    `host` only, when given)."""
     with Session(engine) as s:
         q = select(HostSampleRow).order_by(col(HostSampleRow.ts).desc()).limit(limit)
+        if host is not None:
+            q = q.where(HostSampleRow.host == host)
         if since is not None:
             q = q.where(col(HostSampleRow.ts) >= _utc(since))
         rows = list(s.exec(q).all())

@@ -20,7 +20,7 @@ from supervisor.config import (Config, ConfigError, ConfigProblem, JobSettings, 
 
 __all__ = ["load_config"]
 
-_TOP_KEYS = ("supervisor", "defaults", "health", "alerts", "jobs", "api")
+_TOP_KEYS = ("supervisor", "defaults", "health", "alerts", "jobs", "api", "store", "fleet")
 
 
 def load_config(path: str | Path) -> Config:

@@ -228,7 +228,7 @@ def _rebuild_status(cfg: Config) -> None:
                   "rewrites the file itself on every change (and within rescan_every if it is removed); "
                   "nothing to rebuild", highlight=False)
         return
-    if not cfg.history_db.exists():
+    if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history to rebuild {cfg.status_file.name} from (has the daemon run?)")
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -352,9 +352,7 @@ def history(
     from supervisor.render import age
 
     cfg = _load(config)
-    if not cfg.history_db.exists():
-        fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
-    h = History(cfg.history_db, create=False)
+    h = _open_history(cfg)
     now = datetime.now(timezone.utc)
     table = Table(box=None, header_style="bold")
     if events:
@@ -374,13 +372,20 @@ def history(
     out.print(table)
 
 
+def _open_history(cfg: Config) -> History:
+    """The history for reading, scoped to this config's host (fails clearly when there is none)."""
+    from status.history import History
+
+    if not cfg.shared_store and not cfg.history_db.exists():
+        fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
+    return History(cfg.store_url, create=False, host=cfg.host, scoped=cfg.shared_store)
+
+
 def _run_row(cfg: Config, job: str, run_id: str | None) -> RunRow:
     from status.history import History
     from supervisor.proofaudit import find_run
 
-    if not cfg.history_db.exists():
-        fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
-    h = History(cfg.history_db, create=False)
+    h = _open_history(cfg)
     row = find_run(h, job, run_id)
     h.close()
     if row is None:
@@ -458,10 +463,10 @@ def alerts_list(
     from status.history import History
 
     cfg = _load(config)
-    if not cfg.history_db.exists():
+    if not cfg.shared_store and not cfg.history_db.exists():
         out.print("no alerts (no history yet)")
         return
-    h = History(cfg.history_db, create=False)
+    h = _open_history(cfg)
     rows = h.alerts(active_only=not all_)
     h.close()
     if not rows:

@@ -229,7 +229,7 @@ class SupervisorSettings(_Model):
     status_min_interval: Seconds = parse_duration("1s")
     recent_runs: _Int = Field(default=20, ge=0)
     keep_runs: _Int = Field(default=50, ge=1)
-    host: str | None = None
+    host: Annotated[str, AfterValidator(_check_host)] | None = None  # default: the hostname
     # jobs as root: refused when the daemon runs as root, unless a job sets `user` or this is true
     allow_root: bool = False
     # on SIGTERM/SIGINT: "stop" every job, or "leave" them running for the next daemon to re-adopt
@@ -659,6 +659,50 @@ class ApiSettings(_Model):
         return None
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+
+
+def _check_host(value: str) -> str:
+    if not _HOST_NAME.fullmatch(value):
+        raise ValueError(f'{_show(value)} is not a host name (letters, digits, "_", "." and "-", '
+                         "starting with a letter or digit)")
+    return value
+
+
+def _check_store_url(value: SecretStr) -> SecretStr:
+    url = value.get_secret_value()
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+        shown = scheme or url.split("@")[-1][:40]  # never the password
+        raise ValueError(f"{_show(shown)}: not a store URL proofwatch speaks (use "
+                         '"postgresql+psycopg://user@host:5432/db" or "sqlite:////path/history.db")')
+    return value
+
+
+class StoreSettings(_Model):
+    """`[store]`: where the history lives. Default: the embedded SQLite file state_dir/history.db.
+    A PostgreSQL URL makes it the fleet's shared history (several daemons, one database). The
+    password belongs in ~/.pgpass or PGPASSWORD (libpq reads both), or in the URL through
+    "${VAR}"; it is never logged or written to status.json."""
+
+    url: Annotated[_Secret, AfterValidator(_check_store_url)] | None = None
+
+
+class FleetSettings(_Model):
+    """`[fleet]`: how hosts sharing a store report to each other."""
+
+    report_every: Annotated[Seconds, Field(gt=0)] = parse_duration("10s")
+    host_stale_after: Annotated[Seconds, Field(gt=0)] = parse_duration("60s")
+
+    @model_validator(mode="after")
+    def _stale_after_reports(self) -> FleetSettings:
+        if self.host_stale_after < 2 * self.report_every:
+            raise _field_errors(type(self).__name__, [(("host_stale_after",), (
+                f"must be at least twice report_every ({self.report_every:g}s), or one late "
+                "report would call a live host stale"))])
+        return self
+
+
 def _dotted(loc: _Loc) -> str:
     parts = [f"[{p}]" if isinstance(p, int) else p if re.fullmatch(r"[A-Za-z0-9_-]+", p)
              else json.dumps(p) for p in loc]
@@ -679,12 +723,45 @@ class Config(_Model):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     jobs: dict[str, JobSettings] = {}
     api: ApiSettings = Field(default_factory=ApiSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _check_job_graph(self) -> Config:
-        if issues := _job_graph_issues(self.jobs):
+        issues = _job_graph_issues(self.jobs, self.host)
+        if self.store.url is None:
+            for name, job in self.jobs.items():
+                for dep in job.after:
+                    if "@" in dep and split_dep(dep, self.host)[1] is not None:
+                        issues.append((("jobs", name, "after"), (
+                            f'"{dep}" names a job on another host: that needs the shared history '
+                            '([store] url = "postgresql+psycopg://...")')))
+        if issues:
             raise _JobGraphError(issues)
         return self
+
+    @property
+    def host(self) -> str:
+        """This daemon's identity in the history (`[supervisor] host`, default the hostname)."""
+        return self.supervisor.host or _default_host()
+
+    @property
+    def store_url(self) -> str:
+        """The history's SQLAlchemy URL (secret: may hold a password)."""
+        if self.store.url is None:
+            return f"sqlite:///{self.history_db}"
+        return self.store.url.get_secret_value()
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether the history is a store named in [store] (shared by a fleet), not state_dir's."""
+        return self.store.url is not None
+
+    @property
+    def outbox_db(self) -> Path:
+        """The notification outbox: local to the host always, so alerts go out while a shared
+        store is unreachable (in history.db itself when that is the local store)."""
+        return self.state_dir / ("outbox.db" if self.shared_store else "history.db")
 
     def _resolve(self, path: Path) -> Path:
         return self.base_dir / path.expanduser()
@@ -728,29 +805,48 @@ class Config(_Model):
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _job_graph_issues(jobs: Mapping[str, JobSettings]) -> list[tuple[_Loc, str]]:
+def _default_host() -> str:
+    import socket
+
+    return socket.gethostname() or "localhost"
+
+
+def split_dep(dep: str, own_host: str) -> tuple[str, str | None]:
+    """An `after` entry as (job, host): host None for a job of this daemon ("job" or
+    "job@<own host>"), else the other host's name ("job@host")."""
+    job, at, host = dep.partition("@")
+    return (job, None) if not at or host == own_host else (job, host)
+
+
+def _job_graph_issues(jobs: Mapping[str, JobSettings], own_host: str) -> list[tuple[_Loc, str]]:
     issues: list[tuple[_Loc, str]] = []
     for name, job in jobs.items():
         if not _JOB_NAME.fullmatch(name):
             issues.append((("jobs", name), 'bad job name (use letters, digits, "_", "." and "-", '
                                            "starting with a letter or digit)"))
-        for dep in job.after:
+        for entry in job.after:
+            dep, host = split_dep(entry, own_host)
+            if host is not None:
+                if not _JOB_NAME.fullmatch(dep) or not _HOST_NAME.fullmatch(host):
+                    issues.append((("jobs", name, "after"), f'"{entry}" is not "job" or "job@host"'))
+                continue
             if dep not in jobs:
                 defined = ", ".join(sorted(n for n in jobs if n != name)) or "none"
                 issues.append((("jobs", name, "after"), f'unknown job "{dep}" (defined: {defined})'))
-    for cycle in _after_cycles(jobs):
+    for cycle in _after_cycles(jobs, own_host):
         issues.append((("jobs", cycle[0], "after"), '"after" forms a cycle: ' + " -> ".join(cycle)))
     return issues
 
 
-def _after_cycles(jobs: Mapping[str, JobSettings]) -> list[list[str]]:
+def _after_cycles(jobs: Mapping[str, JobSettings], own_host: str) -> list[list[str]]:
     cycles: list[list[str]] = []
     done: set[str] = set()
     stack: list[str] = []
 
     def visit(name: str) -> None:
         stack.append(name)
-        for dep in jobs[name].after:
+        for entry in jobs[name].after:
+            dep = entry.partition("@")[0] if entry.partition("@")[2] in ("", own_host) else entry
             if dep in stack:
                 cycle = stack[stack.index(dep):] + [dep]
                 if not any(set(cycle) == set(seen) for seen in cycles):

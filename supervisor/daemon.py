@@ -14,7 +14,6 @@ import os
 import random
 import shlex
 import signal
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -98,7 +97,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.jobs = {name: JobRuntime(name, js) for name, js in config.jobs.items()}
         self.started_at = self.clock.now()
-        self.hostname = socket.gethostname()
+        self.hostname = config.host  # [supervisor] host, default the hostname: its rows' identity
         self.recent: deque[RunSummary] = deque(maxlen=config.supervisor.recent_runs)
         self.shutdown_reason: str | None = None
         self.ready = anyio.Event()
@@ -138,7 +137,8 @@ class Daemon:
         os.chmod(cfg.state_dir, 0o700)
         if os.geteuid() == 0 and any(js.user for js in cfg.jobs.values()):
             expose_state_dir(cfg.state_dir, cfg.state_dir / SCRATCH_DIR)  # adopted user jobs reach their runs
-        self.history = await anyio.to_thread.run_sync(History, cfg.history_db)
+        self.history = await anyio.to_thread.run_sync(
+            lambda: History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store))
         self.recorder = Recorder(self.history, cfg.alerts_log, on_write=self._write_outcome)
         self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
         self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval,

@@ -65,11 +65,13 @@ class HostWatch:
             d.alerts.resolve(key, sample.ts, "back within limits")
         self.status = host_status(verdict, sample)
         row = sample_row(sample, verdict)
+        row.host = d.hostname
         d.recorder.call(lambda engine: save_sample(engine, row))
         if self._pruned_at is None or sample.ts - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = sample.ts
             now = sample.ts
-            d.recorder.call(lambda engine: prune_samples(engine, now))
+            host = d.hostname
+            d.recorder.call(lambda engine: prune_samples(engine, now, host=host))
         # The host section alone is rewritten every HOST_WRITE_EVERY ticks; an alert at once.
         self._ticks += 1
         if verdict.fire or verdict.clear or self._ticks % HOST_WRITE_EVERY == 1:

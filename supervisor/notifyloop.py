@@ -27,7 +27,10 @@ class NotifyLoop:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         cfg = daemon.config
-        self.dispatcher = Dispatcher(cfg.alerts, daemon.history, daemon.clock, base_dir=cfg.base_dir)
+        # the outbox is the host's own (history.db, or outbox.db beside a shared store): alerts go
+        # out while a shared store is unreachable
+        outbox = cfg.outbox_db if cfg.shared_store else daemon.history
+        self.dispatcher = Dispatcher(cfg.alerts, outbox, daemon.clock, base_dir=cfg.base_dir)
         self._changed = anyio.Event()
         self._next_due: datetime | None = None
 

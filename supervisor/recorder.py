@@ -67,8 +67,12 @@ class Recorder:
     def __init__(self, history: History, alerts_log: Path, *, on_write: WriteReport | None = None) -> None:
         self.history = history
         self.alerts_log = alerts_log
-        db = history.engine.url.database if history.engine.url.get_backend_name() == "sqlite" else None
+        url = history.engine.url
+        db = url.database if url.get_backend_name() == "sqlite" else None
         self.history_path = Path(db) if db else alerts_log.with_name("history.db")
+        # how the history is named in errors and status.json: its file, or the server (no password)
+        self.history_name = self.history_path.name if db else (
+            f"history ({url.get_backend_name()} {url.host or ''}:{url.port or ''}/{url.database or ''})")
         self.on_write = on_write or (lambda what, path, exc: None)
         self._runs: dict[str, RunRow | RowData] = {}
         self._events: list[EventRow | RowData] = []
@@ -110,7 +114,7 @@ class Recorder:
 
     @property
     def failing(self) -> dict[str, str]:
-        """What cannot be written now ("history.db", "alerts.jsonl") and the error."""
+        """What cannot be written now (`history_name`, "alerts.jsonl") and the error."""
         return dict(self._errors)
 
     def queued(self) -> int:
@@ -259,7 +263,7 @@ class Recorder:
             self._requeue(Batch(), lines, [])
         ok = True
         for what, path, done, exc in (
-            (self.history_path.name, self.history_path, bool(batch.runs or batch.events or batch.alerts or calls),
+            (self.history_name, self.history_path, bool(batch.runs or batch.events or batch.alerts or calls),
              out.history_error),
             (self.alerts_log.name, self.alerts_log, bool(lines), out.lines_error),
         ):

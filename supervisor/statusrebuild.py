@@ -100,16 +100,18 @@ def rebuild(config: Config, now: datetime) -> StatusDocument:
     active are shown as recorded, each with a note, and a `supervisor:down` alert says so."""
     from supervisor.daemon import VERSION
 
-    history = History(config.history_db, create=False)
+    history = History(config.store_url, create=False, host=config.host,
+                      scoped=config.shared_store)
+    mine = [EventRow.host == config.host] if config.shared_store else []
     try:
         with Session(history.engine) as s:
-            started = s.exec(select(EventRow).where(EventRow.kind == "supervisor",
+            started = s.exec(select(EventRow).where(EventRow.kind == "supervisor", *mine,
                                                     col(EventRow.reason).like("proofwatch % started (pid %)"))
                              .order_by(desc(EventRow.id)).limit(1)).first()
-            last_ts = s.exec(select(func.max(EventRow.ts))).one()
+            last_ts = s.exec(select(func.max(EventRow.ts)).where(*mine)).one()
         rows = history.runs(limit=5000)
         alerts = history.alerts(active_only=True, limit=1000)
-        depth, silences = _notify(history, now)
+        depth, silences = _notify(History(config.outbox_db, create=False) if config.shared_store else history, now)
     finally:
         history.close()
     match = _STARTED.search(started.reason) if started else None

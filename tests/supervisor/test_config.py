@@ -182,8 +182,8 @@ BAD_CONFIGS = [
     pytest.param("[jobz.arb]\ncommand = 'x'\n",
                  'config.toml:1: jobz: unknown key (did you mean "jobs"?)', id="unknown-table"),
     pytest.param('path = "/elsewhere"\n',
-                 "config.toml:1: path: unknown key (known keys: alerts, api, defaults, health, "
-                 "jobs, supervisor)", id="reserved-top-key"),
+                 "config.toml:1: path: unknown key (known keys: alerts, api, defaults, fleet, health, "
+                 "jobs, store, supervisor)", id="reserved-top-key"),
     pytest.param('[health]\ndisk_max_pct = 150\n',
                  "config.toml:2: health.disk_max_pct: must be at most 100, got 150", id="health-pct"),
     pytest.param('[[alerts.sinks]]\nkind = "pager"\n',

@@ -1,0 +1,146 @@
+"""The fleet's shared tables: each host's report, and claims that decide which daemon acts.
+
+`hosts`: one row per daemon (host), rewritten by that daemon every `report_every` with its
+jobs, their states and heartbeat times, and its host health. Only the host itself writes its
+row. A clean stop sets `stopped_at` (a stopped host is not stale).
+
+`claims`: one row per fleet-wide condition (`key`, e.g. "stale:emubox:2026-11-25T10:00:00").
+The first daemon to claim a key acts on it (raises and notifies the alert); the others see
+the claim and do not. A claim is leased: its owner renews it until the work is done
+(`done_at`); a claim whose owner stopped renewing (it died mid-send) can be taken over once
+the lease has run out, so the work is done at least once. The claim is one atomic statement
+(INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING) on SQLite and PostgreSQL alike.
+
+Every function here blocks (call it off the event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from status._time import as_utc
+
+
+_utc = as_utc
+
+
+class HostRow(SQLModel, table=True):
+    """One daemon's latest report."""
+
+    __tablename__ = "hosts"
+    host: str = Field(primary_key=True)
+    started_at: datetime
+    last_seen: datetime
+    stopped_at: datetime | None = None
+    pid: int | None = None
+    version: str = ""
+    report_every: float = 10.0
+    health: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    jobs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    active_alerts: int = 0
+
+
+class ClaimRow(SQLModel, table=True):
+    """Who acts on a fleet-wide condition."""
+
+    __tablename__ = "claims"
+    key: str = Field(primary_key=True)
+    owner: str
+    claimed_at: datetime
+    lease_until: datetime
+    done_at: datetime | None = None
+    detail: str = ""
+
+
+def _fix_host(row: HostRow) -> HostRow:
+    row.started_at = _utc(row.started_at)  # type: ignore[assignment]
+    row.last_seen = _utc(row.last_seen)  # type: ignore[assignment]
+    row.stopped_at = _utc(row.stopped_at)
+    return row
+
+
+def report_host(engine: Engine, row: HostRow) -> None:
+    """Write this host's report (insert or replace its row)."""
+    values = row.model_dump()
+    with Session(engine) as s:
+        conn = s.connection()
+        _upsert(conn, HostRow.__table__, "host", values)  # type: ignore[arg-type]
+        s.commit()
+
+
+def load_hosts(engine: Engine) -> list[HostRow]:
+    """Every host's latest report, by name."""
+    with Session(engine) as s:
+        return [_fix_host(r) for r in s.exec(select(HostRow).order_by(col(HostRow.host))).all()]
+
+
+def _upsert(conn: Any, table: Any, key: str, values: dict[str, Any], where: Any = None) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key], set_={n: stmt.excluded[n] for n in values if n != key}, where=where)
+    return conn.execute(stmt.returning(table.c[key]) if where is not None else stmt)
+
+
+def try_claim(engine: Engine, key: str, owner: str, now: datetime, lease: float,
+              detail: str = "") -> bool:
+    """Claim `key` for `owner`; True if it is now the owner's (new, already its own, or taken
+    over from an owner whose lease ran out before the work was done). One atomic statement."""
+    from datetime import timedelta
+
+    table = ClaimRow.__table__  # type: ignore[attr-defined]
+    values = {"key": key, "owner": owner, "claimed_at": now,
+              "lease_until": now + timedelta(seconds=lease), "detail": detail}
+    with Session(engine) as s:
+        conn = s.connection()
+        won = _upsert(conn, table, "key", values, where=(
+            (table.c.owner == owner) | ((table.c.done_at.is_(None)) & (table.c.lease_until < now))
+        )).first() is not None
+        s.commit()
+    return won
+
+
+def renew_claims(engine: Engine, owner: str, keys: Iterable[str], until: datetime) -> int:
+    """Extend the lease of `owner`'s unfinished claims among `keys`; return how many."""
+    keys = list(keys)
+    if not keys:
+        return 0
+    with Session(engine) as s:
+        result = s.exec(update(ClaimRow).where(  # type: ignore[call-overload]
+            col(ClaimRow.key).in_(keys), col(ClaimRow.owner) == owner, col(ClaimRow.done_at).is_(None)
+        ).values(lease_until=until))
+        s.commit()
+        return int(result.rowcount or 0)
+
+
+def finish_claim(engine: Engine, key: str, owner: str, now: datetime) -> bool:
+    """Mark `owner`'s claim on `key` done (no one takes it over after this)."""
+    with Session(engine) as s:
+        result = s.exec(update(ClaimRow).where(  # type: ignore[call-overload]
+            col(ClaimRow.key) == key, col(ClaimRow.owner) == owner
+        ).values(done_at=now))
+        s.commit()
+        return bool(result.rowcount)
+
+
+def load_claims(engine: Engine, prefix: str = "") -> list[ClaimRow]:
+    """Claims whose key starts with `prefix`, oldest first."""
+    with Session(engine) as s:
+        q = select(ClaimRow).order_by(col(ClaimRow.claimed_at))
+        if prefix:
+            q = q.where(col(ClaimRow.key).startswith(prefix))
+        rows = list(s.exec(q).all())
+    for r in rows:
+        r.claimed_at = _utc(r.claimed_at)  # type: ignore[assignment]
+        r.lease_until = _utc(r.lease_until)  # type: ignore[assignment]
+        r.done_at = _utc(r.done_at)
+    return rows
