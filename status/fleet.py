@@ -2,7 +2,11 @@
 
 `hosts`: one row per daemon (host), rewritten by that daemon every `report_every` with its
 jobs, their states and heartbeat times, and its host health. Only the host itself writes its
-row. A clean stop sets `stopped_at` (a stopped host is not stale).
+row. A clean stop sets `stopped_at` (a stopped host is not stale). The JSON columns:
+  jobs:   [{"name", "kind", "state", "run_id", "pid", "started_at", "last_heartbeat_at",
+            "last_progress_at", "phase", "message", "error", "waiting"}]   (times: ISO 8601 UTC)
+  health: status.json's `host` section (HostStatus: score, label, reasons, sample, sampled_at,
+          firing), as JSON.
 
 `claims`: one row per fleet-wide condition (`key`, e.g. "stale:emubox:2026-11-25T10:00:00").
 The first daemon to claim a key acts on it (raises and notifies the alert); the others see

@@ -175,6 +175,38 @@ class NotifyStatus(_Model):
     silences: list[SilenceStatus] = Field(default_factory=list)
 
 
+class StoreStatus(_Model):
+    """`store`: where the history is written, and whether it can be written now. While it
+    cannot (a shared store unreachable, a full disk), supervision and alerting go on, rows
+    are queued in memory and written when it returns."""
+
+    kind: str = "sqlite"  # sqlite | postgresql
+    target: str = ""  # the file, or host:port/database (never a password)
+    ok: bool = True
+    error: str | None = None
+    failing_since: datetime | None = None
+    queued: int = 0  # history rows waiting to be written
+
+
+class FleetHostStatus(_Model):
+    """One host of the fleet as this daemon last read the shared store."""
+
+    host: str
+    state: str  # up | stale | stopped (policies.fleet.HostState)
+    last_seen: datetime
+    jobs: int = 0
+    active_alerts: int = 0
+    alerted_by: str | None = None  # the daemon that raised this host's stale alert
+
+
+class FleetStatus(_Model):
+    """`fleet` (a shared store only): the other hosts, as of `read_at`."""
+
+    read_at: datetime | None = None
+    error: str | None = None  # the shared store could not be read (as of read_at, or never)
+    hosts: list[FleetHostStatus] = Field(default_factory=list)
+
+
 class StatusDocument(_Model):
     """The whole of status.json."""
 
@@ -186,6 +218,8 @@ class StatusDocument(_Model):
     alerts: list[AlertStatus] = Field(default_factory=list)
     recent: list[RunSummary] = Field(default_factory=list)
     notify: NotifyStatus = Field(default_factory=NotifyStatus)
+    store: StoreStatus = Field(default_factory=StoreStatus)
+    fleet: FleetStatus | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -33,15 +33,16 @@ from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_adopted_exit, classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.history import History, RowData
-from status.models import JobState, RunSummary, Severity, StatusDocument, SupervisorStatus
+from status.models import JobState, RunSummary, Severity, StatusDocument, StoreStatus, SupervisorStatus
 from supervisor import adopt, details, intake, procinfo, selfwatch
 from supervisor.hostwatch import HostWatch
 from supervisor.notifyloop import NotifyLoop
 from supervisor.alerts import STICKY, AlertBook
-from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command
+from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command, split_dep
 from supervisor.control import ApiServer, check_not_running, serve_control
 from supervisor.diskfull import DiskWatch
 from supervisor.durations import format_duration, parse_duration
+from supervisor.fleet import FleetWatch
 from supervisor.jobenv import job_environment
 from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
@@ -121,6 +122,7 @@ class Daemon:
         self.hostwatch: HostWatch | None = None
         self.notifier: NotifyLoop | None = None
         self.api: ApiServer | None = None
+        self.fleet: FleetWatch | None = None  # with a shared store: reports, stale hosts, remote `after`
         self.changes = 0  # notify_change() calls so far (the API's event streams compare it)
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -151,6 +153,8 @@ class Daemon:
         await restore(self)
         self.hostwatch = HostWatch(self)
         self.notifier = NotifyLoop(self)
+        if cfg.shared_store:
+            self.fleet = FleetWatch(self)
 
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -165,6 +169,8 @@ class Daemon:
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
             tg.start_soon(self.hostwatch.serve)
+            if self.fleet is not None:
+                tg.start_soon(self.fleet.serve)
             await tg.start(self.notifier.serve)
             await self.status.try_write()  # a full disk is alerted and retried, not fatal
             self.ready.set()
@@ -176,6 +182,8 @@ class Daemon:
         """The reconciler until shutdown; then the last writes, and the end of the daemon."""
         await self._reconcile_loop()
         await self.recorder.flush()  # returns at once while writes fail; serve() tries once more
+        if self.fleet is not None:
+            await self.fleet.stopped(leaving=self._leave_running)  # the last report: not stale
         await self.status.try_write()
         self._stop_watch.set()
         tg.cancel_scope.cancel()
@@ -347,7 +355,11 @@ class Daemon:
 
     def _deps(self, job: JobRuntime) -> dict[str, DepRun | None]:
         out: dict[str, DepRun | None] = {}
-        for name in job.settings.after:
+        for entry in job.settings.after:
+            name, host = split_dep(entry, self.hostname)
+            if host is not None:  # a job on another host: its latest run in the shared history
+                out[entry] = self.fleet.remote_dep(name, host) if self.fleet is not None else None
+                continue
             dep = self.jobs.get(name)
             last = dep.last_run if dep else None
             if dep is None:
@@ -1006,7 +1018,22 @@ class Daemon:
             recent=list(self.recent),
             host=self.hostwatch.status if self.hostwatch else None,
             notify=self.notifier.status() if self.notifier else None,
+            store=self.store_status(),
+            fleet=self.fleet.status() if self.fleet is not None else None,
         )
+
+    def store_status(self) -> StoreStatus:
+        """The `store` section: the history's target (no password) and whether writes succeed."""
+        rec = getattr(self, "recorder", None)
+        url = self.history.engine.url if hasattr(self, "history") else None
+        kind = url.get_backend_name() if url is not None else "sqlite"
+        target = (url.database or "" if kind == "sqlite" else
+                  f"{url.host or ''}:{url.port or 5432}/{url.database or ''}") if url is not None else ""
+        if rec is None:
+            return StoreStatus(kind=kind, target=target)
+        error = rec.failing.get(rec.history_name)
+        return StoreStatus(kind=kind, target=target, ok=error is None, error=error,
+                           failing_since=rec.failing_since, queued=rec.queued())
 
     # ---- write outcomes (a full disk) ----------------------------------------------------
 

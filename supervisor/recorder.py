@@ -25,6 +25,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ class Recorder:
         self._delay = RETRY_FIRST
         self._refusals = 0  # consecutive history failures not for lack of space (SPLIT_AFTER)
         self.quarantined = 0  # history rows dropped because they could not be written even alone
+        self.failing_since: datetime | None = None  # when history writes began to fail (None: they succeed)
 
     def run(self, row: RunRow | RowData) -> None:
         """Upsert a run row (a RunRow or its columns as a dict, the cheap form). Rows handed
@@ -269,8 +271,12 @@ class Recorder:
         ):
             if exc is not None:
                 ok = False
+                if what == self.history_name and self.failing_since is None:
+                    self.failing_since = datetime.now(timezone.utc)
                 self._failed(what, path, exc)
             elif done:
+                if what == self.history_name:
+                    self.failing_since = None
                 if self._errors.pop(what, None) is not None:
                     log.info("%s written again (%d rows were waiting)", what, len(batch.events) + len(batch.runs)
                              + len(batch.alerts) + len(lines) + len(calls))

@@ -8,12 +8,14 @@ from datetime import datetime
 from policies.stall import stall_deadline
 from status.models import (
     AlertStatus,
+    FleetStatus,
     HostStatus,
     JobState,
     JobStatus,
     NotifyStatus,
     RunSummary,
     StatusDocument,
+    StoreStatus,
     SupervisorStatus,
 )
 from supervisor.runs import JobRuntime, RunState
@@ -86,6 +88,8 @@ def build_document(
     recent: Sequence[RunSummary],
     host: HostStatus | None = None,
     notify: NotifyStatus | None = None,
+    store: StoreStatus | None = None,
+    fleet: FleetStatus | None = None,
 ) -> StatusDocument:
     """The whole status.json document."""
     return StatusDocument(
@@ -96,4 +100,6 @@ def build_document(
         alerts=alerts,
         recent=list(recent),
         notify=notify or NotifyStatus(),
+        store=store or StoreStatus(),
+        fleet=fleet,
     )
