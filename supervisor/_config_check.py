@@ -59,10 +59,46 @@ def check_config(config: Config, environ: Mapping[str, str], *, euid: int | None
     for name in config.jobs:
         findings += _job_findings(config, name, environ)
         findings += _identity_findings(config, name, euid)
+    if config.shared_store:
+        findings.append(_store_finding(config))
     if not config.alerts.sinks:
         findings.append(CheckFinding("warning", "alerts.sinks",
                                      "no alert sinks: alerts reach only status.json and alerts.jsonl"))
     return findings
+
+
+def _store_finding(config: Config) -> CheckFinding:
+    """Whether the shared store answers, and at which schema revision (reads only: a store
+    that is behind is migrated by the daemon at start, not here)."""
+    from sqlalchemy import text
+
+    from status.history import make_engine
+    from status.migrate import HEAD, current
+
+    try:
+        url = config.store_url
+    except EnvError as exc:
+        return CheckFinding("error", "store.url", str(exc).removeprefix("env.store.url: "))
+    engine = make_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            server = conn.execute(text("SELECT version()")).scalar() if engine.dialect.name == "postgresql" else "SQLite"
+            rev = current(conn)
+    except Exception as exc:  # noqa: BLE001 - reported as the finding
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return CheckFinding("warning", "store.url", f"{shown}: cannot connect now ({first}); the daemon "
+                            "supervises anyway and writes the history when it can")
+    finally:
+        engine.dispose()
+    where = str(server).split(" on ")[0]
+    if rev == HEAD:
+        state = f"schema {rev} (current)"
+    elif rev is None:
+        state = "no proofwatch schema yet: the daemon creates it at start"
+    else:
+        state = f"schema {rev}: the daemon migrates it to {HEAD} at start"
+    return CheckFinding("ok", "store.url", f"{shown}: {where}, {state}")
 
 
 def _dir_finding(key: str, path: Path) -> CheckFinding:

@@ -16,6 +16,7 @@ import difflib
 import importlib
 import ipaddress
 import json
+import os
 import re
 import shlex
 import warnings
@@ -750,7 +751,9 @@ class Config(_Model):
         """The history's SQLAlchemy URL (secret: may hold a password)."""
         if self.store.url is None:
             return f"sqlite:///{self.history_db}"
-        return self.store.url.get_secret_value()
+        from supervisor._config_check import expand_env  # "${VAR}" (a password) expands here
+
+        return expand_env({"store.url": self.store.url.get_secret_value()}, os.environ)["store.url"]
 
     @property
     def shared_store(self) -> bool:

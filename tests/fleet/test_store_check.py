@@ -1,0 +1,36 @@
+"""`proofwatch check` on a config with a shared store: reachable or not, at which schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from status.history import History
+from tests.fleet.pg import free_port
+
+
+def _check(tmp_path: Path, url: str, env: dict[str, str] | None = None) -> str:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[supervisor]\nstate_dir = "var"\nhost = "boxa"\nallow_root = true\n'
+                   f'[store]\nurl = "{url}"\n[jobs.a]\ncommand = "sleep 1"\n')
+    proc = subprocess.run([sys.executable, "-m", "supervisor.cli", "check", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    return proc.stdout + proc.stderr
+
+
+def test_check_reports_the_server_and_the_schema_it_will_find(tmp_path: Path, pg_url: str) -> None:
+    out = _check(tmp_path, pg_url)
+    assert "ok      store.url: postgresql+psycopg://proofwatch@127.0.0.1:" in out
+    assert "PostgreSQL 1" in out and "no proofwatch schema yet: the daemon creates it at start" in out
+    History(pg_url).close()
+    assert "schema 0002 (current)" in _check(tmp_path, pg_url)
+
+
+def test_check_names_an_unreachable_store_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://proofwatch:${{PW}}@127.0.0.1:{free_port()}/fleet"
+    out = _check(tmp_path, url, env={"PW": "hunter2", "PATH": "/usr/bin:/bin"})
+    assert "warning store.url: postgresql+psycopg://proofwatch:***@127.0.0.1:" in out
+    assert "Connection refused" in out and "hunter2" not in out
+    out = _check(tmp_path, url, env={"PATH": "/usr/bin:/bin"})
+    assert "error   store.url: ${PW} is not set in the supervisor's environment" in out
