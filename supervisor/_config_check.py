@@ -87,8 +87,9 @@ def _store_finding(config: Config) -> CheckFinding:
             rev = current(conn)
     except Exception as exc:  # noqa: BLE001 - reported as the finding
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return CheckFinding("warning", "store.url", f"{shown}: cannot connect now ({first}); the daemon "
-                            "supervises anyway and writes the history when it can")
+        return CheckFinding("warning", "store.url", f"{shown}: cannot connect now ({first}); a daemon "
+                            "starting now would refuse (it reads the store once at start), one running "
+                            "keeps supervising and writes the history when it can")
     finally:
         engine.dispose()
     where = str(server).split(" on ")[0]
