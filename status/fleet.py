@@ -22,13 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from status._time import as_utc
+from status.outbox import OutboxRow
+
+if TYPE_CHECKING:
+    from status.history import RunRow  # status.history imports this module (its tables)
 
 
 _utc = as_utc
@@ -148,3 +152,30 @@ def load_claims(engine: Engine, prefix: str = "") -> list[ClaimRow]:
         r.lease_until = _utc(r.lease_until)  # type: ignore[assignment]
         r.done_at = _utc(r.done_at)
     return rows
+
+
+def latest_runs(engine: Engine, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RunRow | None]:
+    """The latest run (by start) of each (job, host) in the shared history; None for a job
+    that has never run there."""
+    from status.history import RunRow
+
+    out: dict[tuple[str, str], RunRow | None] = {}
+    with Session(engine) as s:
+        for job, host in wanted:
+            row = s.exec(select(RunRow).where(RunRow.job == job, RunRow.host == host)
+                         .order_by(col(RunRow.started_at).desc()).limit(1)).first()
+            if row is not None:
+                row.started_at = _utc(row.started_at)  # type: ignore[assignment]
+                row.ended_at = _utc(row.ended_at)
+            out[(job, host)] = row
+    return out
+
+
+def delivered_sinks(outbox: Engine, key: str, since: datetime) -> set[str]:
+    """The sinks of a host's local outbox that have delivered a notification carrying alert
+    `key` (any event) created at or after `since`."""
+    with Session(outbox) as s:
+        rows = s.exec(select(OutboxRow).where(
+            col(OutboxRow.delivered_at).is_not(None), col(OutboxRow.created_at) >= since)).all()
+        return {r.sink for r in rows
+                if any(isinstance(i, dict) and i.get("key") == key for i in (r.payload or {}).get("alerts", []))}

@@ -276,6 +276,36 @@ def health(
     out.print(health_view(doc))
 
 
+@app.command()
+def fleet(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fleet view as JSON.")] = False,
+) -> None:
+    """Every host sharing the store: state, last report, health, jobs with heartbeat ages
+    (reads the shared store; works when the daemon is down)."""
+    from rich.markup import escape
+
+    from status.history import make_engine
+    from supervisor.fleetrender import fleet_view
+    from supervisor.fleetview import FleetReadError, read_view
+
+    cfg = _load(config)
+    if not cfg.shared_store:
+        fail(escape(f"{config}: the fleet view needs a shared store: set [store] url "
+                    '(e.g. "postgresql+psycopg://user@dbhost:5432/proofwatch")'), 2)
+    engine = make_engine(cfg.store_url)
+    try:
+        view = read_view(engine, datetime.now(timezone.utc), cfg.fleet.host_stale_after, cfg.host)
+    except FleetReadError as exc:
+        fail(escape(exc.message))
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(view.model_dump_json(indent=2) + "\n")
+        return
+    out.print(fleet_view(view))
+
+
 def _control(cfg: Config, cmd: str, arg: str | None, extra: dict[str, str] | None = None,
              refused_code: int = 1) -> None:
     """Send one command to the daemon; print its answer, or fail with its error."""

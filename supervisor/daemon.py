@@ -48,6 +48,7 @@ from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
 from supervisor.proofs import failure_summary, verify_all
 from supervisor.recorder import Recorder
+from supervisor.storewatch import StoreWatch, open_history
 from supervisor.reload import plan_reload
 from supervisor.restore import restore
 from supervisor.retention import prune_runs
@@ -139,8 +140,7 @@ class Daemon:
         os.chmod(cfg.state_dir, 0o700)
         if os.geteuid() == 0 and any(js.user for js in cfg.jobs.values()):
             expose_state_dir(cfg.state_dir, cfg.state_dir / SCRATCH_DIR)  # adopted user jobs reach their runs
-        self.history = await anyio.to_thread.run_sync(
-            lambda: History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store))
+        self.history = await anyio.to_thread.run_sync(open_history, cfg)  # StoreUnreachable: one line
         self.recorder = Recorder(self.history, cfg.alerts_log, on_write=self._write_outcome)
         self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
         self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval,
@@ -161,6 +161,8 @@ class Daemon:
             tg.start_soon(self.recorder.serve)
             tg.start_soon(self.status.serve)
             tg.start_soon(self.disks.serve, cfg.supervisor.rescan_every)
+            if cfg.shared_store:  # the `store:unreachable` alert (supervisor/storewatch.py)
+                tg.start_soon(StoreWatch(self).serve)
             if handle_signals:
                 tg.start_soon(self._signals)
             self.api = await tg.start(serve_control, self)  # binding can fail: before any spawn

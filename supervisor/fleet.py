@@ -1,25 +1,138 @@
 """The daemon's part in a fleet (a shared store only): report this host, watch the others.
 
-Every `[fleet] report_every` the FleetWatch writes this host's row (its jobs, their states and
-heartbeat times, its health), reads every host's row, raises the stale-host alert for a host
-that has not reported for `host_stale_after` (once fleet-wide: the daemon that wins the claim
-raises it), and reads the latest run of each job a local job waits for on another host
-(`after = ["job@host"]`). Nothing here blocks supervision: a store that cannot be reached is
-reported in status.json (`fleet.error`) and tried again at the next report.
+Every `[fleet] report_every` the FleetWatch takes this host's report from the daemon's memory
+(on the event loop: jobs, their states and heartbeat times, host health, active alerts), then,
+in one worker thread (the store blocks), writes it, reads every host's report and the
+stale-host claims, claims what it should, renews or finishes its own claims, and reads the
+latest run of each job a local job waits for on another host (`after = ["job@host"]`). Back on
+the loop it raises and resolves alerts and updates status.json's `fleet` section.
+
+Stale hosts. A host whose daemon has not reported for `host_stale_after` (and did not say it
+stopped) is stale. Every other daemon claims that episode (policies.fleet.stale_claim_key: the
+host and the report it went silent after); the one that wins raises ONE alert
+(`fleet:<host>:stale`, critical), the others show who raised it (`alerted_by`) and do not.
+The owner renews its lease every report until the alert has been delivered by every local
+sink that takes it (its outbox has a delivered row carrying the key), at once when no sink
+takes it (at its next report), then marks the claim done. If the owner dies before that, the
+lease runs out and another daemon's claim wins and raises and sends it again: at least once,
+never lost. When the host reports again, or its daemon stops cleanly, whichever daemon has the
+alert resolves it. A daemon calls no host stale before it has itself exchanged with the store
+for a full `host_stale_after` (since it started, or since its store last failed): after an
+outage of the store every report is old because nobody could report, and each host gets its
+full grace to report again before it is alerted.
+
+Stopping. `stopped(leaving=False)` writes a last report with `stopped_at`: a host whose daemon
+was stopped on purpose, with its jobs, is not stale and raises nothing. `stopped(leaving=True)`
+(`on_exit = "leave"`: the jobs keep running for the next daemon to adopt, e.g. across an
+upgrade) writes a last report WITHOUT `stopped_at`: the host is expected back within
+`host_stale_after`; if it is not, its jobs run unsupervised and that is exactly what the
+stale-host alert must say.
+
+Nothing here blocks supervision: a store that cannot be reached is logged once per distinct
+error, shown in status.json (`fleet.error`, with the hosts as last read), and tried again at
+the next report. Remote `after` keeps its last known answer meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
+from sqlalchemy.engine import Engine
+
+from policies.fleet import (
+    HostState,
+    claim_done,
+    host_state,
+    may_judge_stale,
+    remote_dep,
+    should_claim,
+    stale_alert_key,
+    stale_alert_text,
+    stale_claim_key,
+)
 from policies.triggers import DepRun
-from status.models import FleetStatus
+from status.fleet import (
+    ClaimRow,
+    HostRow,
+    delivered_sinks,
+    finish_claim,
+    latest_runs,
+    load_claims,
+    load_hosts,
+    renew_claims,
+    report_host,
+    try_claim,
+)
+from status.history import RunRow, make_engine
+from status.models import FleetHostStatus, FleetStatus, Severity
+from supervisor.config import split_dep
+from supervisor.recorder import error_text
+from supervisor.snapshot import job_status
 
 if TYPE_CHECKING:
     from supervisor.daemon import Daemon
 
 log = logging.getLogger(__name__)
+
+STALE_CLAIMS = "stale:"  # the prefix of every stale-host claim key
+LEASE_REPORTS = 3  # a claim's lease, in reports: two late reports do not lose it
+FINAL_REPORT_WAIT = 5.0  # seconds the last report may take at shutdown
+
+
+@dataclass
+class _Episode:
+    """A stale-host claim this daemon won and raised the alert for, not finished yet."""
+
+    host: str
+    claim: str
+    alert: str
+
+
+@dataclass
+class _Check:
+    """What the worker thread needs to know about one of our episodes (read on the loop)."""
+
+    alert: str
+    first_seen: datetime | None  # the alert's, None when it is no longer active
+    acknowledged: bool
+    sinks: list[str]  # the local sinks that take this alert
+
+
+@dataclass
+class _Ask:
+    """One report's work for the worker thread, prepared on the loop."""
+
+    report: HostRow
+    now: datetime
+    lease: float
+    stale_after: float
+    judge: bool  # whether to claim stale hosts yet (policies.fleet.may_judge_stale)
+    mine: dict[str, _Check]  # claim key -> check
+    finish: list[str]  # claim keys to mark done (their host came back)
+    deps: list[tuple[str, str]]  # (job, host) of remote `after` entries
+
+
+@dataclass
+class _Seen:
+    """What the worker thread found."""
+
+    hosts: list[HostRow]
+    claims: dict[str, ClaimRow]
+    won: list[tuple[HostRow, str]] = field(default_factory=list)  # (host's report, claim key)
+    finished: set[str] = field(default_factory=set)  # our claims now done
+    lost: set[str] = field(default_factory=set)  # our claims another daemon took over
+    runs: dict[tuple[str, str], RunRow | None] = field(default_factory=dict)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 class FleetWatch:
@@ -29,6 +142,15 @@ class FleetWatch:
         self.daemon = daemon
         self._status = FleetStatus()
         self._remote: dict[tuple[str, str], DepRun | None] = {}
+        self._mine: dict[str, _Episode] = {}  # claim key -> episode we raised and still own
+        self._finish: set[str] = set()  # claim keys to mark done at the next report
+        self._error: str | None = None  # the last store error logged (logged once per distinct error)
+        self._watching_since: datetime | None = None  # first good exchange since start or the last failure
+        self._lock = threading.Lock()  # the last report is the last: no tick's report after it
+        self._closed = False
+        self._outbox: Engine | None = None
+
+    # ---- the daemon's side -----------------------------------------------------------------
 
     def status(self) -> FleetStatus:
         """The `fleet` section of status.json."""
@@ -40,9 +162,234 @@ class FleetWatch:
         return self._remote.get((job, host))
 
     async def serve(self) -> None:
-        """Report and watch until cancelled."""
-        raise NotImplementedError  # filled in by the fleet work (issue 12)
+        """Report and watch until cancelled: one report every `report_every`."""
+        every = self.daemon.config.fleet.report_every
+        while True:
+            started = anyio.current_time()
+            await self.tick()
+            await anyio.sleep(max(0.0, every - (anyio.current_time() - started)))
 
     async def stopped(self, *, leaving: bool) -> None:
-        """The daemon is stopping: the last report says so (a stopped host is not stale)."""
-        return None
+        """The daemon is stopping: write the last report. With its jobs stopped (`leaving`
+        False) the report says so (`stopped_at`): a stopped host is not stale. Leaving the jobs
+        running for the next daemon (`on_exit = "leave"`), it does not: the host is expected
+        back within host_stale_after, and if it is not, its jobs are unsupervised and the stale
+        alert is right. Bounded: an unreachable store does not hold up the shutdown."""
+        now = self.daemon.clock.now()
+        row = self.report(now)
+        if not leaving:
+            row.stopped_at = now
+        engine = self.daemon.history.engine
+
+        def last() -> None:
+            with self._lock:
+                if not self._closed:
+                    report_host(engine, row)
+                self._closed = True
+
+        with anyio.move_on_after(FINAL_REPORT_WAIT) as scope:
+            try:
+                await anyio.to_thread.run_sync(last, abandon_on_cancel=True)
+            except Exception as exc:
+                log.warning("fleet: the last report of host %s failed (%s)", self.daemon.hostname,
+                            error_text(exc))
+        if scope.cancelled_caught:
+            log.warning("fleet: the last report of host %s took over %gs; not waiting for it",
+                        self.daemon.hostname, FINAL_REPORT_WAIT)
+        if self._outbox is not None:
+            self._outbox.dispose()
+
+    # ---- one report ------------------------------------------------------------------------
+
+    def report(self, now: datetime) -> HostRow:
+        """This host's report, from the daemon's memory (on the event loop)."""
+        d = self.daemon
+        jobs: list[dict[str, Any]] = []
+        for job in d.jobs.values():
+            st = job_status(job)
+            jobs.append({
+                "name": job.name, "kind": st.kind, "state": st.state.value, "run_id": st.run_id,
+                "pid": st.pid, "started_at": _iso(st.started_at),
+                "last_heartbeat_at": _iso(st.last_heartbeat_at),
+                "last_progress_at": _iso(st.last_progress_at), "phase": st.phase,
+                "message": st.message, "error": st.error, "waiting": job.waiting or None,
+            })
+        health = d.hostwatch.status if d.hostwatch is not None else None
+        return HostRow(
+            host=d.hostname, started_at=d.started_at, last_seen=now, stopped_at=None,
+            pid=os.getpid(), version=_version(), report_every=d.config.fleet.report_every,
+            health=health.model_dump(mode="json") if health is not None else {},
+            jobs=jobs, active_alerts=len(d.alerts.active),
+        )
+
+    async def tick(self) -> None:
+        """One report: write ours, read the fleet, act on stale hosts and remote `after`."""
+        d = self.daemon
+        now = d.clock.now()
+        try:
+            ask = self._ask(now)
+            # abandoned on cancel: a hung store must not hold up the shutdown (the lock keeps
+            # a late report from following the last one)
+            seen = await anyio.to_thread.run_sync(self._exchange, ask, abandon_on_cancel=True)
+        except Exception as exc:
+            self._failed(exc, now)
+            return
+        if self._error is not None:
+            log.info("fleet: the shared store answers again")
+            self._error = None
+        if self._watching_since is None:
+            self._watching_since = now
+        try:
+            self._apply(seen, now)
+        except Exception as exc:  # a bug here must not end the fleet's task: log, try next time
+            log.error("fleet: handling the fleet's reports failed: %s", exc, exc_info=True)
+
+    def _ask(self, now: datetime) -> _Ask:
+        d, cfg = self.daemon, self.daemon.config
+        rules = d.notifier.dispatcher.rules if d.notifier is not None else []
+        mine: dict[str, _Check] = {}
+        for key, ep in self._mine.items():
+            alert = d.alerts.active.get(ep.alert)
+            sinks = [r.name for r in rules if alert is not None and r.accepts(None, alert.severity)]
+            mine[key] = _Check(ep.alert, alert.first_seen if alert else None,
+                               bool(alert and alert.acknowledged_at), sinks)
+        deps: list[tuple[str, str]] = []
+        for job in d.jobs.values():
+            for entry in job.settings.after:
+                name, host = split_dep(entry, d.hostname)
+                if host is not None and (name, host) not in deps:
+                    deps.append((name, host))
+        stale_after = cfg.fleet.host_stale_after
+        return _Ask(self.report(now), now, LEASE_REPORTS * cfg.fleet.report_every, stale_after,
+                    may_judge_stale(self._watching_since, now, stale_after), mine, sorted(self._finish), deps)
+
+    def _exchange(self, ask: _Ask) -> _Seen:
+        """The store's part of a report (worker thread)."""
+        engine = self.daemon.history.engine
+        me, now = self.daemon.hostname, ask.now
+        with self._lock:
+            if not self._closed:
+                report_host(engine, ask.report)
+        seen = _Seen(load_hosts(engine), {c.key: c for c in load_claims(engine, STALE_CLAIMS)})
+        for key in ask.finish:
+            finish_claim(engine, key, me, now)
+            seen.finished.add(key)
+        renew: list[str] = []
+        for key, check in ask.mine.items():
+            claim = seen.claims.get(key)
+            if claim is None or claim.owner != me:
+                seen.lost.add(key)
+                continue
+            if claim.done_at is not None:
+                seen.finished.add(key)
+                continue
+            delivered: set[str] = set()
+            if check.first_seen is not None and check.sinks and not check.acknowledged:
+                delivered = delivered_sinks(self._outbox_engine(), check.alert, check.first_seen)
+            if claim_done(check.sinks, delivered, check.first_seen is not None, check.acknowledged):
+                finish_claim(engine, key, me, now)
+                seen.finished.add(key)
+            else:
+                renew.append(key)
+        renew_claims(engine, me, renew, now + timedelta(seconds=ask.lease))
+        for row in seen.hosts:
+            if not ask.judge or row.host == me:
+                continue
+            if host_state(row.last_seen, row.stopped_at, now, ask.stale_after) != HostState.STALE:
+                continue
+            key = stale_claim_key(row.host, row.last_seen)
+            if key in ask.mine:
+                continue
+            claim = seen.claims.get(key)
+            if should_claim(claim.owner if claim else None, claim.lease_until if claim else None,
+                            bool(claim and claim.done_at), me, now):
+                what = f"host {row.host} stale"
+                if try_claim(engine, key, me, now, ask.lease, detail=what):
+                    seen.won.append((row, key))
+                    seen.claims[key] = ClaimRow(key=key, owner=me, claimed_at=now, detail=what,
+                                                lease_until=now + timedelta(seconds=ask.lease))
+        if ask.deps:
+            seen.runs = latest_runs(engine, ask.deps)
+        return seen
+
+    def _outbox_engine(self) -> Engine:
+        if self._outbox is None:
+            self._outbox = make_engine(self.daemon.config.outbox_db)
+        return self._outbox
+
+    def _apply(self, seen: _Seen, now: datetime) -> None:
+        """Act on what the store said (on the event loop)."""
+        d, me = self.daemon, self.daemon.hostname
+        stale_after = d.config.fleet.host_stale_after
+        self._finish.difference_update(seen.finished)
+        for key in seen.finished:
+            if self._mine.pop(key, None) is not None:
+                log.info("fleet: claim %s done (its alert was delivered, or is resolved or acknowledged)", key)
+        for key in seen.lost:
+            if self._mine.pop(key, None) is not None:
+                log.warning("fleet: claim %s was taken over by another daemon (our lease ran out)", key)
+        for row, key in seen.won:
+            if key in self._mine:
+                continue
+            alert = stale_alert_key(row.host)
+            title, detail = stale_alert_text(row.host, row.last_seen, now, row.jobs)
+            log.warning("fleet: host %s stale since %s; claimed %s, raising the alert",
+                        row.host, row.last_seen.isoformat(), key)
+            d.alerts.fire(None, alert, severity=Severity.CRITICAL, title=title, detail=detail, now=now)
+            self._mine[key] = _Episode(row.host, key, alert)
+        hosts: list[FleetHostStatus] = []
+        for row in seen.hosts:
+            state = HostState.UP if row.host == me else host_state(row.last_seen, row.stopped_at, now, stale_after)
+            alerted_by = None
+            if state == HostState.STALE:
+                claim = seen.claims.get(stale_claim_key(row.host, row.last_seen))
+                alerted_by = claim.owner if claim is not None else None
+            elif row.host != me:
+                self._host_back(row.host, state, now)
+            hosts.append(FleetHostStatus(host=row.host, state=state.value, last_seen=row.last_seen,
+                                         jobs=len(row.jobs), active_alerts=row.active_alerts,
+                                         alerted_by=alerted_by))
+        self._status = FleetStatus(read_at=now, hosts=hosts)
+        remote = {pair: (remote_dep(run.state, run.ended_at, run.proofs) if run is not None else None)
+                  for pair, run in seen.runs.items()}
+        changed = any(self._remote.get(pair) != dep for pair, dep in remote.items())
+        self._remote = remote
+        if changed:  # the reconciler re-evaluates `after` at once
+            d.wake()
+        d.status.changed()
+        d.notify_change()
+
+    def _host_back(self, host: str, state: HostState, now: datetime) -> None:
+        """`host` reports again (or stopped cleanly): its stale episode is over."""
+        key = stale_alert_key(host)
+        why = (f"host {host} reported again" if state == HostState.UP
+               else f"host {host}'s daemon stopped cleanly")
+        self.daemon.alerts.resolve(key, now, why)
+        for claim, ep in list(self._mine.items()):
+            if ep.host == host:
+                del self._mine[claim]
+                self._finish.add(claim)
+
+    def _failed(self, exc: BaseException, now: datetime) -> None:
+        self._watching_since = None  # the other hosts may not have been able to report either
+        text = error_text(exc)
+        if text != self._error:
+            log.warning("fleet: the shared store failed (%s); supervising on, trying again every %gs",
+                        text, self.daemon.config.fleet.report_every,
+                        exc_info=not _is_store_error(exc))
+            self._error = text
+        self._status = FleetStatus(read_at=self._status.read_at, error=text, hosts=self._status.hosts)
+        self.daemon.status.changed()
+        self.daemon.notify_change()
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, (SQLAlchemyError, OSError))
+
+
+def _version() -> str:
+    from supervisor.daemon import VERSION
+
+    return VERSION

@@ -14,7 +14,21 @@ say): after SPLIT_AFTER failed attempts for a reason other than the disk or the 
 itself (`_database_wide`), the batch is written row by row. A row that still fails is
 retried once with its text made valid UTF-8, and then quarantined: logged with its error,
 counted in `quarantined`, dropped. Rows failing for lack of space or a locked or broken
-database are never dropped: they are kept and retried as above.
+database are never dropped: they are kept and retried as above, and they never start the
+row-by-row split (it cannot cure them, and it would hit a struggling server once per row).
+
+A shared store (PostgreSQL) that cannot be reached (refused, reset, timed out: `connection_lost`)
+is the same case: supervision and alerting go on (the notification outbox is local), every row
+and engine call is kept in order and retried with the backoff above, and each distinct error is
+logged once per outage (no traceback), then "written again (N rows were waiting)" once.
+`failing` / `failing_since` / `queued()` feed status.json's `store` section.
+
+Memory while the store is down: run upserts coalesce by run_id (one row per run, ~1 KB) and
+alerts by id, so they are bounded by the runs and alerts of the outage; events append. A
+heartbeat writes nothing by itself: the queue grows only by what changes, e.g. a transition
+(an event + its run's upsert), a spawn or exit (2-3 events), an alert raise or resolution, and
+one host sample per `[health] interval`. For 200 jobs restarting every 10 minutes that is
+well under 1 row/s, ~1 MB per hour of outage.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 import anyio
 import anyio.to_thread
@@ -89,6 +103,7 @@ class Recorder:
         self._refusals = 0  # consecutive history failures not for lack of space (SPLIT_AFTER)
         self.quarantined = 0  # history rows dropped because they could not be written even alone
         self.failing_since: datetime | None = None  # when history writes began to fail (None: they succeed)
+        self._logged: set[str] = set()  # (target + error) already logged in this outage
 
     def run(self, row: RunRow | RowData) -> None:
         """Upsert a run row (a RunRow or its columns as a dict, the cheap form). Rows handed
@@ -154,7 +169,7 @@ class Recorder:
                 try:
                     fn(self.history.engine)
                 except Exception as exc:
-                    if no_space(exc) is None:
+                    if no_space(exc) is None and not connection_lost(exc):
                         log.exception("history write %r failed; dropped", fn)
                         continue
                     out.history_error, out.calls_left = exc, calls[i:]
@@ -256,8 +271,9 @@ class Recorder:
         finally:
             self._busy = False
         self._retry = anyio.Event()
-        # count failures that retrying the same batch may never cure (not space: that is waited out)
-        refused = out.history_error is not None and no_space(out.history_error) is None
+        # count failures that retrying the same batch may never cure: not space, not a locked or
+        # unreachable database (those are waited out; splitting would only hammer the server)
+        refused = out.history_error is not None and not _database_wide(out.history_error)
         self._refusals = self._refusals + 1 if refused else 0
         if out.history_error is not None:
             self._requeue(out.kept if out.kept is not None else batch, [], out.calls_left)
@@ -277,6 +293,7 @@ class Recorder:
             elif done:
                 if what == self.history_name:
                     self.failing_since = None
+                self._logged = {k for k in self._logged if not k.startswith(what + "\0")}
                 if self._errors.pop(what, None) is not None:
                     log.info("%s written again (%d rows were waiting)", what, len(batch.events) + len(batch.runs)
                              + len(batch.alerts) + len(lines) + len(calls))
@@ -288,11 +305,12 @@ class Recorder:
         return ok
 
     def _failed(self, what: str, path: Path, exc: BaseException) -> None:
-        text = no_space(exc) or f"{type(exc).__name__}: {exc}"
-        if self._errors.get(what) != text:
-            self._errors[what] = text
+        text = error_text(exc)
+        self._errors[what] = text
+        if what + "\0" + text not in self._logged:  # once per distinct error and outage (they may alternate)
+            self._logged.add(what + "\0" + text)
             log.error("%s write failed (%s); %d rows kept in memory, retried with backoff",
-                      what, text, self.queued(), exc_info=no_space(exc) is None)
+                      what, text, self.queued(), exc_info=no_space(exc) is None and not connection_lost(exc))
         self.on_write(what, path, exc)
 
     def _requeue(self, batch: Batch, lines: list[str], calls: list[EngineCall]) -> None:
@@ -320,10 +338,59 @@ class Recorder:
         return not self._errors
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps (SQLAlchemy's `orig`, then causes and contexts)."""
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        out.append(cur)
+        orig = getattr(cur, "orig", None)
+        cur = orig if isinstance(orig, BaseException) else (cur.__cause__ or cur.__context__)
+    return out
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` means the database server cannot be reached or its connection broke
+    (refused, reset, shut down, timed out): SQLAlchemy's OperationalError / InterfaceError or a
+    DBAPIError that invalidated its connection, around psycopg's OperationalError /
+    InterfaceError. Not SQLite: its errors are about the file (see `_database_wide`)."""
+    for cur in _chain(exc):
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        if isinstance(cur, sqlite3.Error):
+            return False
+        mod = type(cur).__module__
+        if mod.startswith("psycopg") and any(c.__name__ in ("OperationalError", "InterfaceError")
+                                             for c in type(cur).__mro__):
+            return True
+    return False
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for the log and status.json: the disk's reason, or the driver's own message
+    (e.g. psycopg's "connection failed: connection to server at "127.0.0.1", port 5432 failed:
+    Connection refused"), without SQLAlchemy's help link and never with a password (the URL is
+    not in it)."""
+    reason = no_space(exc)
+    if reason is not None:
+        return reason
+    if connection_lost(exc):
+        orig = getattr(exc, "orig", None)
+        inner = orig if isinstance(orig, BaseException) else exc
+        text = " ".join(str(inner).split())
+        return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _database_wide(exc: BaseException) -> bool:
-    """Whether `exc` is about the disk or the database (full, locked, read-only, broken), not
-    about the row being written: such rows are kept and retried, never quarantined."""
-    if no_space(exc) is not None or isinstance(exc, (OSError, OperationalError)):
+    """Whether `exc` is about the disk or the database (full, locked, read-only, broken,
+    unreachable), not about the row being written: such rows are kept and retried, never
+    quarantined, and never split into one write per row."""
+    if no_space(exc) is not None or isinstance(exc, (OSError, OperationalError, InterfaceError)):
+        return True
+    if connection_lost(exc):
         return True
     seen: set[int] = set()
     cur: BaseException | None = exc

@@ -75,7 +75,11 @@ def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = 
             counters,
             msg.splitlines()[0] if msg else "",
         )
-    parts: list[Text | Table] = [head, jobs]
+    parts: list[Text | Table] = [head]
+    store = store_line(doc, now)
+    if store is not None:
+        parts.append(store)
+    parts.append(jobs)
     if any(js.adopted and js.pid for js in doc.jobs.values()):
         parts.append(Text("* re-adopted after a supervisor restart: exit status will be unknown, "
                           "judged by heartbeats and proofs", "dim"))
@@ -90,6 +94,20 @@ def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = 
     else:
         parts.append(Text("no active alerts", "green"))
     return Group(*parts)
+
+
+def store_line(doc: StatusDocument, now: datetime) -> Text | None:
+    """One line about the history store: only a shared store, or one that cannot be written."""
+    st = doc.store
+    if st.ok:
+        if st.kind == "sqlite":
+            return None
+        return Text(f"history: {st.kind} {st.target} ok" + (f", {st.queued} rows queued" if st.queued else ""),
+                    "dim")
+    since = f" for {age(now, st.failing_since)}" if st.failing_since else ""
+    return Text(f"history store {st.kind} {st.target} UNREACHABLE{since}: {st.error or 'unknown error'} — "
+                f"{st.queued} rows queued, written when it is back; supervision and alerts go on",
+                "bold yellow")
 
 
 def health_view(doc: StatusDocument, now: datetime | None = None) -> Group:

@@ -7,6 +7,7 @@ OpenAPI document and the live dashboard.
     _app        routes, error answers, static files, /openapi.json, /metrics
     _auth       who may call what (Unix socket trusted; bearer tokens over TCP)
     _reads      status, jobs, runs, host samples, health
+    _fleet      every host sharing the store (supervisor.fleetview), read off the loop
     _writes     start/stop/restart, ack, reload, silence/unsilence (Daemon.control)
     _heartbeat  remote heartbeats, through the same intake as the heartbeat file
     _events     server-sent events for the dashboard

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from supervisor.api import _heartbeat, _reads, _writes
+from supervisor.api import _fleet, _heartbeat, _reads, _writes
 from supervisor.api._auth import Need, authorize
 from supervisor.api._common import JSON, MAX_BODY, daemon_of, error_body
 from supervisor.api._events import Snapshots, events
@@ -71,6 +71,7 @@ def build_app(daemon: Daemon, closing: anyio.Event) -> Starlette:
         ("get", "/api/jobs/{job}"): _reads.job,
         ("get", "/api/runs/{run_id}"): _reads.run,
         ("get", "/api/host/samples"): _reads.host_samples,
+        ("get", "/api/fleet"): _fleet.fleet,
         ("get", "/metrics"): metrics,
         ("post", "/api/jobs/{job}/start"): _writes.job_command,
         ("post", "/api/jobs/{job}/stop"): _writes.job_command,

@@ -15,16 +15,18 @@ from status.models import StatusDocument
 from supervisor.api._models import (ErrorReply, Health, HeartbeatBody, HeartbeatReply,
                                     HeartbeatState, HostSamples, JobDetail, Reply, RunDetail,
                                     SilenceRequest, UnsilenceRequest)
+from supervisor.fleetview import FleetView
 
 _ERRORS = {
     400: "Bad input (the error says which)",
     401: "Over TCP: no bearer token, or the wrong one",
     403: "Over TCP: not allowed (writes without a configured api.token, a job without "
          "heartbeat_token, a foreign Host header)",
-    404: "No such job, run, alert or silence",
+    404: "No such job, run, alert or silence (or, for the fleet, no shared store)",
     409: "Refused in the current state (the job already runs, the run has ended, a repeated seq)",
     413: "The body is too large",
     422: "The body is not what this endpoint takes (or the new config is invalid)",
+    503: "The shared store cannot be read just now (the error says why)",
 }
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "public": [],
@@ -68,6 +70,9 @@ OPERATIONS: tuple[Op, ...] = (
        HostSamples, (400, *_AUTH),
        query=(("minutes", {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60},
                "How far back"),)),
+    Op("get", "/api/fleet", "Every host sharing the store: its state (up, stale, stopped), last "
+       "report, health and jobs with heartbeat ages, by this daemon's clock (404 without a "
+       "shared store)", "read", FleetView, (*_AUTH, 404, 503)),
     Op("get", "/metrics", "Prometheus metrics (text format; OpenMetrics when asked for)", "read",
        "text/plain", _AUTH, tag="meta"),
     Op("post", "/api/jobs/{job}/start", "Start a job now", "write", Reply, (*_AUTH, 404, 409)),

@@ -14,6 +14,9 @@
   let samples = []; // {t, cpu, temp}
   let lastSampleAt = null;
   let retry = 1000;
+  let fleet = null; // the last /api/fleet answer; null: no shared store (404) or not read yet
+  let fleetError = null;
+  let fleetOff = false; // the daemon has no shared store: stop asking
   const cards = new Map();
   const alertBoxes = new Map();
   const openDetails = new Set();
@@ -116,6 +119,7 @@
     renderAlerts();
     renderJobs();
     renderRecent();
+    renderFleet();
     const n = doc.notify || { outbox_depth: 0, silences: [] };
     $("notify").textContent = `outbox ${n.outbox_depth}` + (n.silences.length
       ? " · silenced: " + n.silences.map((s) => `${s.target} until ${new Date(s.until).toLocaleTimeString()}`).join(", ")
@@ -321,6 +325,73 @@
       r.error ? el("span", { class: "why", text: r.error.split("\n")[0], title: r.error }) : null)));
   }
 
+  // ---- fleet (a shared store only) --------------------------------------------------------
+  // Ages are by this daemon's clock (the other hosts' clocks may differ); a stale or stopped
+  // host's jobs are shown as it last reported them, dimmed, never as live.
+  function renderFleet() {
+    const panel = $("fleet-panel");
+    panel.dataset.fleet = fleetOff ? "none" : fleetError ? "error" : fleet ? "shown" : "asking";
+    panel.hidden = !fleet && !fleetError;
+    $("fleet-link").hidden = panel.hidden;
+    if (panel.hidden) return;
+    const hosts = fleet ? fleet.hosts : [];
+    $("fleet-count").textContent = hosts.length;
+    const stale = hosts.filter((h) => h.state === "stale").length;
+    $("fleet-note").textContent = fleetError ? "the shared store cannot be read: " + fleetError
+      : `${hosts.length} host${hosts.length === 1 ? "" : "s"}` + (stale ? ` · ${stale} stale` : "")
+        + ` · stale after ${span(fleet.host_stale_after * 1000)} without a report · ages by ${fleet.reader}'s clock`;
+    $("fleet-note").dataset.error = fleetError ? "true" : "false";
+    put($("fleet"), hosts.length ? hosts.map(fleetHost)
+      : el("p", { class: "muted", text: fleetError ? "" : "no host has reported yet" }));
+  }
+
+  function fleetHost(h) {
+    const hl = h.health || {};
+    const alerts = h.active_alerts || 0;
+    const live = h.state === "up";
+    return el("article", { class: "fleet-host", "data-host": h.host, "data-host-state": h.state },
+      el("div", { class: "fleet-head" },
+        el("span", { class: "job-name", text: h.host }),
+        el("span", { class: "host-state", "data-host-state": h.state, text: h.state.toUpperCase() }),
+        el("span", { class: "fleet-seen", text: h.state === "stopped" ? `stopped ${ago(h.last_seen)} ago`
+          : `seen ${ago(h.last_seen)} ago` }),
+        el("span", { class: "badge", "data-label": hl.label || null,
+          text: hl.label ? `${hl.label}` + (hl.score === null || hl.score === undefined ? "" : ` ${hl.score}`) : "health unknown" }),
+        el("span", { class: "fleet-alerts", "data-alerts": alerts, text: `${alerts} alert${alerts === 1 ? "" : "s"}` }),
+        el("span", { class: "job-meta", text: `v${h.version}` + (h.pid ? ` · pid ${h.pid}` : "") })),
+      h.state === "stale" ? el("p", { class: "stale-note",
+        text: `STALE — no report for ${ago(h.last_seen)}` + (h.alerted_by ? ` (alerted by ${h.alerted_by})` : " (not alerted yet)") }) : null,
+      (hl.reasons || []).length ? el("p", { class: "muted small", text: hl.reasons.join(" · ") }) : null,
+      h.jobs.length ? el("div", { class: "fleet-jobs-wrap" },
+        live ? null : el("p", { class: "muted small", text: "jobs as last reported (not live)" }),
+        el("table", { class: "fleet-jobs", "data-live": live ? "true" : "false" },
+          el("thead", {}, el("tr", {}, ["job", "state", "run", "pid", "heartbeat", "message"].map((c) => el("th", { text: c })))),
+          el("tbody", {}, h.jobs.map((j) => el("tr", { "data-fleet-job": j.name },
+            el("td", { class: "mono", text: j.name }),
+            el("td", {}, el("span", { class: "state", "data-state": j.state, text: j.state })),
+            el("td", { class: "mono muted", text: j.run_id ? j.run_id.slice(-6) : "–" }),
+            el("td", { class: "mono muted", text: j.pid || "–" }),
+            el("td", { class: "beat", text: j.last_heartbeat_at ? ago(j.last_heartbeat_at) + " ago" : "–" }),
+            el("td", { class: j.error ? "msg error-text" : "msg", title: j.error || null,
+              text: (j.phase ? `[${j.phase}] ` : "") + (j.error ? j.error.split("\n")[0] : j.message || (j.waiting ? "waiting: " + j.waiting : "")) }))))))
+        : el("p", { class: "muted small", text: "no jobs" }));
+  }
+
+  async function loadFleet() {
+    if (fleetOff) return;
+    const r = await api("GET", "/api/fleet");
+    if (r.status === 200 && r.body) {
+      fleet = r.body;
+      fleetError = null;
+    } else if (r.status === 404) {
+      fleet = null;
+      fleetOff = true; // no shared store: this daemon has no fleet to show
+    } else if (r.status !== 401) {
+      fleetError = (r.body && r.body.error) || `HTTP ${r.status}`;
+    }
+    renderFleet();
+  }
+
   // ---- data -----------------------------------------------------------------------------
   function update(next) {
     doc = next;
@@ -402,6 +473,7 @@
       $("auth").hidden = true;
       stream();
       loadSamples();
+      loadFleet();
     });
     $("auth-forget").addEventListener("click", () => {
       token = null;
@@ -410,7 +482,8 @@
     });
     setInterval(render, 1000);
     setInterval(loadSamples, 5 * 60 * 1000);
-    poll().then(() => { stream(); loadSamples(); });
+    setInterval(loadFleet, 5000);
+    poll().then(() => { stream(); loadSamples(); loadFleet(); });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
