@@ -8,6 +8,7 @@ transaction per batch. Readers (the CLI) open the same store concurrently.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Table, event, insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, desc, select
 
 from status._time import as_utc
+from status.models import FINAL_STATES
 
 import status.fleet  # noqa: F401  (registers the tables)
 import status.outbox  # noqa: F401  (registers the table)
@@ -121,6 +124,20 @@ def make_engine(target: Path | str) -> Engine:
                          connect_args={"options": "-c timezone=UTC", "connect_timeout": 5})
 
 
+class SchemaRefused(OperationalError):
+    """Raised by `History.apply` when the migration it owes (`upgrade_pending`) is refused:
+    the store was migrated by a newer proofwatch meanwhile (status.migrate.SchemaTooNew). An
+    OperationalError, so the recorder keeps the rows and retries like for an unreachable
+    store (never drops them) until this proofwatch is upgraded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, None, RuntimeError(message))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class History:
     """Access to the history store.
 
@@ -129,13 +146,24 @@ class History:
     one store never take each other's runs; a private history (scoped=False) and `host=None`
     read every row (the fleet view; a history from before hosts were recorded). `create` brings the schema to the current version
     (status.migrate); readers open with create=False.
+
+    `upgrade_pending` (with create=False): a daemon that started while its shared store could
+    not be reached. Nothing is read or written here until the first `apply`, which runs the
+    migration first (once it succeeds; an unreachable store fails `apply` with the connection
+    error, which the recorder keeps and retries). Reads fail with the connection error while
+    the store is down.
     """
 
     def __init__(self, target: Path | str, *, create: bool = True, host: str | None = None,
-                 scoped: bool = True) -> None:
+                 scoped: bool = True, upgrade_pending: bool = False) -> None:
         self.engine = make_engine(target)
         self.host = host
         self.scope = host if scoped else None  # a private history reads every row (older ones: host "")
+        self.upgrade_pending = upgrade_pending and not create
+        self._lock = threading.Lock()
+        self._alert_keys: dict[str, str] = {}  # key -> id given at start, to match with the store's
+        self._alias: dict[str, str] = {}  # an id given at start -> the store's id of the same alert
+        self._keep_final: set[str] = set()  # run ids whose stored final state a write must not undo
         if create:
             from status.migrate import upgrade
 
@@ -144,6 +172,40 @@ class History:
             except BaseException:
                 self.engine.dispose()
                 raise
+
+    def match_alerts(self, ids_by_key: dict[str, str]) -> None:
+        """Alerts restored without the store (from status.json, which has no alert ids) got new
+        ids: at the first write, each takes the id of this host's unresolved alert with the
+        same key in the store, so the catch-up updates that row instead of leaving it open
+        beside a new one. Call it before the first write."""
+        self._alert_keys.update(ids_by_key)
+
+    def keep_final(self, run_ids: Iterable[str]) -> None:
+        """Runs closed at start without the store (as lost): their rows must not undo a final
+        state the store already has (the previous daemon may have recorded how they ended).
+        Call it before the first write."""
+        self._keep_final.update(run_ids)
+
+    def _upgrade(self) -> None:
+        """The migration a history opened with `upgrade_pending` owes before its first write."""
+        from status.migrate import SchemaTooNew, upgrade
+
+        try:
+            upgrade(self.engine)
+        except SchemaTooNew as exc:
+            raise SchemaRefused(str(exc)) from exc
+        self.upgrade_pending = False
+
+    def _match_alerts(self, conn: Connection) -> None:
+        keys = self._alert_keys
+        t = AlertRow.__table__
+        q = (select(t.c.id, t.c.key)  # type: ignore[attr-defined]
+             .where(t.c.key.in_(list(keys)), t.c.resolved_at.is_(None), t.c.host == (self.host or ""))  # type: ignore[attr-defined]
+             .order_by(t.c.first_seen))  # type: ignore[attr-defined]
+        for stored_id, key in conn.execute(q).all():  # the newest unresolved row of a key wins
+            if stored_id != keys[key]:
+                self._alias[keys[key]] = stored_id
+        self._alert_keys = {}
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -156,12 +218,22 @@ class History:
         """Write runs (upsert), events (append) and alerts (upsert) in one transaction.
         Runs and events go in as bulk statements: no ORM object per row on the hot path."""
         host = self.host or ""
+        if self.upgrade_pending:
+            with self._lock:  # one writer thread; the lock only guards against a second caller
+                if self.upgrade_pending:
+                    self._upgrade()
         with Session(self.engine, expire_on_commit=False) as s:
             conn = s.connection()
+            if self._alert_keys:
+                self._match_alerts(conn)
             runs = [_columns(RunRow, r) for r in batch.runs]
             for r in runs:
                 if not r.get("host"):
                     r["host"] = host
+            guarded = [r for r in runs if r["run_id"] in self._keep_final] if self._keep_final else []
+            if guarded:
+                runs = [r for r in runs if r["run_id"] not in self._keep_final]
+                _upsert(conn, RunRow.__table__, "run_id", guarded, keep_final=True)  # type: ignore[arg-type]
             for i in range(0, len(runs), _CHUNK):
                 _upsert(conn, RunRow.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
             if batch.events:
@@ -175,8 +247,11 @@ class History:
             for alert in batch.alerts:
                 if not alert.host:
                     alert.host = host
+                alert.id = self._alias.get(alert.id, alert.id)
                 s.merge(alert)
             s.commit()
+            if guarded:
+                self._keep_final.difference_update(r["run_id"] for r in guarded)
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
         """The latest runs, newest first."""
@@ -253,11 +328,23 @@ def _columns(model: type[SQLModel], row: SQLModel | RowData) -> RowData:
     return out
 
 
-def _upsert(conn: Connection, table: Table, key: str, rows: list[RowData]) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; merge otherwise."""
+_FINAL = sorted(s.value for s in FINAL_STATES)
+
+
+def _upsert(conn: Connection, table: Table, key: str, rows: list[RowData], *, keep_final: bool = False) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; merge otherwise.
+    `keep_final` (runs): a stored row already in a final state is left as it is."""
     if not rows:
         return
     dialect = conn.dialect.name
+    if keep_final:
+        for row in rows:
+            stored = conn.execute(select(table.c.state).where(table.c[key] == row[key])).scalar()
+            if stored is None:
+                conn.execute(table.insert().values(**row))
+            elif stored not in _FINAL:
+                conn.execute(table.update().where(table.c[key] == row[key]).values(**row))
+        return
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     elif dialect == "postgresql":

@@ -79,6 +79,8 @@ def _store_finding(config: Config) -> CheckFinding:
         url = config.store_url
     except EnvError as exc:
         return CheckFinding("error", "store.url", str(exc).removeprefix("env.store.url: "))
+    except ValueError as exc:
+        return CheckFinding("error", "store.url", str(exc).removeprefix("store.url: "))
     engine = make_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
@@ -88,8 +90,8 @@ def _store_finding(config: Config) -> CheckFinding:
     except Exception as exc:  # noqa: BLE001 - reported as the finding
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         return CheckFinding("warning", "store.url", f"{shown}: cannot connect now ({first}); a daemon "
-                            "starting now would refuse (it reads the store once at start), one running "
-                            "keeps supervising and writes the history when it can")
+                            "starting now starts without it (restored from its status.json), one running "
+                            "keeps supervising; both write the history when it returns")
     finally:
         engine.dispose()
     where = str(server).split(" on ")[0]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
-from supervisor.config import Config, ConfigError, check_config, load_config
+from supervisor.config import Config, ConfigError, EnvError, check_config, load_config
 from supervisor.control import ControlError, request
 
 if TYPE_CHECKING:
@@ -57,8 +57,10 @@ DEFAULT_CONFIG = Path("config.toml")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print an error and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    """Print an error (plain text: "[store]" stays as written) and exit."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -138,6 +140,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, log_level: str = "info") -> None:
     from supervisor.api import ApiStartError
 
     cfg = _load(config)
+    _store_url(cfg)  # "${VAR}" set, and a store proofwatch speaks: one line, not a traceback
     _register_secrets(cfg)
     _setup_logging(log_level, cfg.state_dir / "proofwatch.log")
     daemon = Daemon(cfg)
@@ -228,6 +231,7 @@ def _rebuild_status(cfg: Config) -> None:
                   "rewrites the file itself on every change (and within rescan_every if it is removed); "
                   "nothing to rebuild", highlight=False)
         return
+    _store_url(cfg)
     if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history to rebuild {cfg.status_file.name} from (has the daemon run?)")
     from sqlalchemy.exc import SQLAlchemyError
@@ -283,21 +287,19 @@ def fleet(
 ) -> None:
     """Every host sharing the store: state, last report, health, jobs with heartbeat ages
     (reads the shared store; works when the daemon is down)."""
-    from rich.markup import escape
-
     from status.history import make_engine
     from supervisor.fleetrender import fleet_view
     from supervisor.fleetview import FleetReadError, read_view
 
     cfg = _load(config)
     if not cfg.shared_store:
-        fail(escape(f"{config}: the fleet view needs a shared store: set [store] url "
-                    '(e.g. "postgresql+psycopg://user@dbhost:5432/proofwatch")'), 2)
-    engine = make_engine(cfg.store_url)
+        fail(f"{config}: the fleet view needs a shared store: set [store] url "
+             '(e.g. "postgresql+psycopg://user@dbhost:5432/proofwatch")', 2)
+    engine = make_engine(_store_url(cfg))
     try:
         view = read_view(engine, datetime.now(timezone.utc), cfg.fleet.host_stale_after, cfg.host)
     except FleetReadError as exc:
-        fail(escape(exc.message))
+        fail(exc.message)
     finally:
         engine.dispose()
     if as_json:
@@ -374,6 +376,8 @@ def history(
     config: ConfigOpt = DEFAULT_CONFIG,
     limit: int = 20,
     events: Annotated[bool, typer.Option("--events", help="Show transitions, not runs.")] = False,
+    host: Annotated[Optional[str], typer.Option(
+        "--host", help="Another host's history (a shared store; default: this config's host).")] = None,
 ) -> None:
     """Past runs (or events) from the history store."""
     from rich.table import Table
@@ -382,7 +386,9 @@ def history(
     from supervisor.render import age
 
     cfg = _load(config)
-    h = _open_history(cfg)
+    if host is not None and not cfg.shared_store:
+        fail(f"--host {host}: only a shared store ([store] url) holds other hosts' history", code=2)
+    h = _open_history(cfg, host)
     now = datetime.now(timezone.utc)
     table = Table(box=None, header_style="bold")
     if events:
@@ -402,13 +408,22 @@ def history(
     out.print(table)
 
 
-def _open_history(cfg: Config) -> History:
-    """The history for reading, scoped to this config's host (fails clearly when there is none)."""
+def _store_url(cfg: Config) -> str:
+    """The history's URL; a "${VAR}" that is unset or a URL proofwatch does not speak exits 2."""
+    try:
+        return cfg.store_url
+    except (EnvError, ValueError) as exc:
+        fail(f"{cfg.path}: {str(exc).removeprefix('env.')}", code=2)
+
+
+def _open_history(cfg: Config, host: str | None = None) -> History:
+    """The history for reading, scoped to this config's host or `host` (fails clearly when
+    there is none)."""
     from status.history import History
 
     if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
-    return History(cfg.store_url, create=False, host=cfg.host, scoped=cfg.shared_store)
+    return History(_store_url(cfg), create=False, host=host or cfg.host, scoped=cfg.shared_store)
 
 
 def _run_row(cfg: Config, job: str, run_id: str | None) -> RunRow:

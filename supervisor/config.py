@@ -670,13 +670,20 @@ def _check_host(value: str) -> str:
     return value
 
 
+def store_url_problem(url: str) -> str | None:
+    """Why `url` is not a history store proofwatch speaks (None: it is). Never shows a password."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in ("sqlite", "postgresql", "postgresql+psycopg"):
+        return None
+    shown = scheme or url.split("@")[-1][:40]
+    return (f"{_show(shown)}: not a store URL proofwatch speaks (use "
+            '"postgresql+psycopg://user@host:5432/db" or "sqlite:////path/history.db")')
+
+
 def _check_store_url(value: SecretStr) -> SecretStr:
     url = value.get_secret_value()
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
-        shown = scheme or url.split("@")[-1][:40]  # never the password
-        raise ValueError(f"{_show(shown)}: not a store URL proofwatch speaks (use "
-                         '"postgresql+psycopg://user@host:5432/db" or "sqlite:////path/history.db")')
+    if not url.startswith("${") and (problem := store_url_problem(url)):  # "${VAR}": checked at use
+        raise ValueError(problem)
     return value
 
 
@@ -748,12 +755,16 @@ class Config(_Model):
 
     @property
     def store_url(self) -> str:
-        """The history's SQLAlchemy URL (secret: may hold a password)."""
+        """The history's SQLAlchemy URL (secret: may hold a password). Raises EnvError for an
+        unset "${VAR}" in it, ValueError for a URL proofwatch does not speak."""
         if self.store.url is None:
             return f"sqlite:///{self.history_db}"
         from supervisor._config_check import expand_env  # "${VAR}" (a password) expands here
 
-        return expand_env({"store.url": self.store.url.get_secret_value()}, os.environ)["store.url"]
+        url = expand_env({"store.url": self.store.url.get_secret_value()}, os.environ)["store.url"]
+        if problem := store_url_problem(url):
+            raise ValueError(f"store.url: {problem}")
+        return url
 
     @property
     def shared_store(self) -> bool:

@@ -117,6 +117,7 @@ class Daemon:
         self._runs_prefix = str(config.runs_dir) + os.sep
         self._rng = random.Random()
         self.history: History
+        self.offline: str | None = None  # why the shared store could not be reached at start
         self.recorder: Recorder
         self.alerts: AlertBook
         self.status: StatusWriter
@@ -140,7 +141,8 @@ class Daemon:
         os.chmod(cfg.state_dir, 0o700)
         if os.geteuid() == 0 and any(js.user for js in cfg.jobs.values()):
             expose_state_dir(cfg.state_dir, cfg.state_dir / SCRATCH_DIR)  # adopted user jobs reach their runs
-        self.history = await anyio.to_thread.run_sync(open_history, cfg)  # StoreUnreachable: one line
+        # a shared store unreachable at start: `offline` says why, restore reads status.json instead
+        self.history, self.offline = await anyio.to_thread.run_sync(open_history, cfg)
         self.recorder = Recorder(self.history, cfg.alerts_log, on_write=self._write_outcome)
         self.alerts = AlertBook(self.recorder, on_change=self._alerts_changed)
         self.status = StatusWriter(cfg.status_file, self.document, cfg.supervisor.status_min_interval,
@@ -150,7 +152,7 @@ class Daemon:
         for found in await anyio.to_thread.run_sync(check_at_start, cfg.status_file, self.clock.now()):
             log.warning("%s", found)
             self._event(None, None, "supervisor", found)
-        await restore(self)
+        await restore(self, self.offline)
         self.hostwatch = HostWatch(self)
         self.notifier = NotifyLoop(self)
         if cfg.shared_store:
@@ -1033,9 +1035,11 @@ class Daemon:
                   f"{url.host or ''}:{url.port or 5432}/{url.database or ''}") if url is not None else ""
         if rec is None:
             return StoreStatus(kind=kind, target=target)
-        error = rec.failing.get(rec.history_name)
+        error, since = rec.failing.get(rec.history_name), rec.failing_since
+        if error is None and since is None and self.offline and self.history.upgrade_pending:
+            error, since = self.offline, self.started_at  # started without it, no write tried yet
         return StoreStatus(kind=kind, target=target, ok=error is None, error=error,
-                           failing_since=rec.failing_since, queued=rec.queued())
+                           failing_since=since, queued=rec.queued())
 
     # ---- write outcomes (a full disk) ----------------------------------------------------
 

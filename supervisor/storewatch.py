@@ -12,11 +12,19 @@ It goes out through the local outbox like any other alert, and is resolved when 
 succeeds again ("written again: the queue caught up"). A full disk under a SQLite history has
 its own alert (`disk-full:<mount>`, supervisor/diskfull.py); this one is for shared stores only.
 
-At start the daemon needs the store once: `restore` reads which runs were active (to re-adopt
-them, or close them as lost) and which alerts were open. Starting blind could run a job twice or
-close every old run as lost, so an unreachable store at start is refused with one line
-(`StoreUnreachable`, exit 1) and the service manager retries (deploy/proofwatch.service:
-Restart=on-failure, every 5 s); jobs left running are re-adopted when it starts.
+At start the daemon reads the store once: `restore` learns which runs were active (to re-adopt
+them, or close them as lost) and which alerts were open. A shared store that cannot be reached
+at start (a host rebooted while the database server is down) does not stop the daemon: it logs
+one warning (`open_history`), starts "offline", and takes the same facts from its own
+status.json instead (supervisor/restore.py `_from_status_file`). Starting blind must neither run
+a job twice nor close old runs as lost, so offline only run dirs newer than what status.json
+covers may be treated as spawned just before a crash, and with no readable status.json nothing
+is closed as lost at all: only live runs (found by pid file or environment) are re-adopted.
+The history then opens with its migration pending (`History(upgrade_pending=True)`): the
+recorder's first successful write creates or migrates the schema (a brand-new database too),
+then writes everything queued meanwhile; status.json says `store.ok = false` from the start.
+A store migrated by a newer proofwatch (status.migrate.SchemaTooNew) stays fatal at start;
+found only at the catch-up, it keeps the rows queued (status.history.SchemaRefused).
 """
 
 from __future__ import annotations
@@ -31,7 +39,6 @@ from sqlalchemy.engine import make_url
 
 from status.history import History
 from status.models import Severity
-from supervisor.control import ControlError
 from supervisor.recorder import connection_lost, error_text
 
 if TYPE_CHECKING:
@@ -45,25 +52,23 @@ UNREACHABLE_AFTER = 30.0  # seconds of failing writes before the alert
 CHECK_EVERY = 1.0
 
 
-class StoreUnreachable(ControlError):
-    """Raised when the daemon refuses to start because its shared history store cannot be
-    reached (it reads the store once at start to know what was running)."""
-
-
-def open_history(cfg: Config) -> History:
-    """The daemon's history (migrated to the current schema); StoreUnreachable, one line
-    without the password, when a shared store cannot be reached."""
+def open_history(cfg: Config) -> tuple[History, str | None]:
+    """The daemon's history, migrated to the current schema, and None. When a shared store
+    cannot be reached at start: a history that migrates at its first write, and the error
+    (one line, without the password), logged as a warning: the daemon starts without the
+    store (supervisor/restore.py restores from status.json) and catches up when it returns."""
     try:
-        return History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store)
+        return History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store), None
     except Exception as exc:
         if not (cfg.shared_store and connection_lost(exc)):
-            raise
-        url = make_url(cfg.store_url)
-        raise StoreUnreachable(
-            f"{cfg.path}: store.url: {url.get_backend_name()} {url.host or ''}:{url.port or 5432}/"
-            f"{url.database or ''} cannot be reached at start ({error_text(exc)}); the daemon reads it once "
-            "at start to re-adopt what was running: start the database or fix the URL "
-            "(under systemd the unit restarts the daemon every 5 s)") from None
+            raise  # SchemaTooNew, a permission refused...: fatal, one line (supervisor/cli.py)
+        error = error_text(exc)
+    url = make_url(cfg.store_url)
+    log.warning("store.url: %s %s:%s/%s cannot be reached at start (%s); starting without it: "
+                "supervision goes on from status.json, history writes are queued and the schema is "
+                "migrated when the store returns", url.get_backend_name(), url.host or "",
+                url.port or 5432, url.database or "", error)
+    return History(cfg.store_url, create=False, host=cfg.host, upgrade_pending=True), error
 
 
 class StoreWatch:
@@ -81,6 +86,8 @@ class StoreWatch:
         since = rec.failing_since
         error = rec.failing.get(rec.history_name)
         active = KEY in alerts.active
+        if since is None and d.history.upgrade_pending:
+            return  # started without the store: its first write has not been tried yet
         if since is None or error is None:
             if active:
                 alerts.resolve(KEY, d.clock.now(), "history writes succeed again; the queued rows were written")

@@ -34,3 +34,31 @@ def test_check_names_an_unreachable_store_without_its_password(tmp_path: Path) -
     assert "Connection refused" in out and "hunter2" not in out
     out = _check(tmp_path, url, env={"PATH": "/usr/bin:/bin"})
     assert "error   store.url: ${PW} is not set in the supervisor's environment" in out
+
+
+def _history(tmp_path: Path, url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "config.toml"
+    store = f'[store]\nurl = "{url}"\n' if url else ""
+    cfg.write_text(f'[supervisor]\nstate_dir = "var"\nhost = "boxa"\nallow_root = true\n{store}'
+                   '[jobs.a]\ncommand = "sleep 1"\n')
+    return subprocess.run([sys.executable, "-m", "supervisor.cli", "history", "--config", str(cfg), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_history_shows_this_hosts_runs_and_another_hosts_on_request(tmp_path: Path, pg_url: str) -> None:
+    from datetime import datetime, timezone
+
+    from status.history import Batch
+
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    for host, job in (("boxa", "ingest"), ("boxb", "render")):
+        h = History(pg_url, host=host)
+        h.apply(Batch(runs=[{"run_id": f"20261125T120000000Z-{host}", "job": job, "state": "SUCCEEDED",
+                             "started_at": t0, "ended_at": t0}]))
+        h.close()
+    mine = _history(tmp_path, pg_url)
+    assert mine.returncode == 0 and "ingest" in mine.stdout and "render" not in mine.stdout
+    other = _history(tmp_path, pg_url, "--host", "boxb")
+    assert other.returncode == 0 and "render" in other.stdout and "ingest" not in other.stdout
+    local = _history(tmp_path, None, "--host", "boxb")
+    assert local.returncode == 2 and "only a shared store ([store] url) holds other hosts' history" in local.stderr
