@@ -1,7 +1,12 @@
 """The fleet's pure rules: whether a host is up, stale or stopped, what one episode of
 staleness is called (the key every daemon claims, so one of them raises the alert), whether a
-daemon should try to claim it, when the claimed work is done, what the alert says, and how a
-job's latest run on another host counts for `after`."""
+daemon should try to claim it, when the claimed work is done, what the alert says, whether a
+host name is already held by another live daemon, and how a job's latest run on another host
+counts for `after`.
+
+Clocks: a host's `last_seen`/`stopped_at`, every claim time and the `now` they are judged at are
+the shared store's clock (the database server's), never one host's against another's: the
+hosts' clocks need not agree. The caller reads the store's now and passes it in."""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ class HostState(StrEnum):
 
 def host_state(last_seen: datetime, stopped_at: datetime | None, now: datetime,
                stale_after: float) -> HostState:
-    """A host's state from its last report, as seen at `now`."""
+    """A host's state from its last report, as seen at `now` (all three: the store's clock)."""
     if stopped_at is not None and stopped_at >= last_seen:
         return HostState.STOPPED
     if (now - last_seen).total_seconds() > stale_after:
@@ -57,7 +62,8 @@ def should_claim(owner: str | None, lease_until: datetime | None, done: bool, me
     """Whether daemon `me` should try to claim a stale-host episode whose claim row is as
     given (`owner` None: nobody has claimed it yet). Try when it is unclaimed, already ours
     and not done (renew it, e.g. after our own restart), or its owner's lease ran out before
-    the work was done (the owner died mid-send). Never once done: the alert went out."""
+    the work was done (the owner died mid-send). Never once done: the alert went out.
+    `lease_until` and `now`: the store's clock."""
     if owner is None:
         return True
     if done:
@@ -106,6 +112,53 @@ def stale_alert_text(host: str, last_seen: datetime, now: datetime,
     if not jobs:
         lines.append("  (no jobs)")
     return title, "\n".join(lines)
+
+
+def duplicate_alert_key(host: str) -> str:
+    """The alert a daemon raises when another daemon writes this host's report too (two daemons
+    given the same `[supervisor] host`)."""
+    return f"fleet:{host}:duplicate"
+
+
+def held_by_another(last_seen: datetime, stopped_at: datetime | None, now: datetime, stale_after: float,
+                    *, same_machine: bool | None, alive_here: bool) -> bool:
+    """Whether the daemon that last wrote a host's report (found by a daemon starting as that
+    host) may still be running, so the starting daemon must not take the name over. Not when
+    the report is stale or says its daemon stopped (by the store's clock, `now`). A fresh report
+    from another machine: yes. From this machine (`same_machine`, by machine id), or from an
+    unknown one (None: an older proofwatch's report, or no machine id): only if its daemon is
+    still alive here (`alive_here`: its pid is a live process started no later than that daemon,
+    and not the caller's own); otherwise it is the starting daemon's own previous incarnation,
+    killed (kill -9) or gone leaving its jobs, which must start again at once."""
+    if host_state(last_seen, stopped_at, now, stale_after) != HostState.UP:
+        return False
+    if same_machine is False:
+        return True
+    return alive_here
+
+
+def _who(pid: int | None, machine: str, started_at: datetime) -> str:
+    where = f" on machine {machine[:12]}" if machine else ""
+    return f"pid {pid if pid is not None else '?'}{where}, running since {started_at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def host_taken_text(host: str, pid: int | None, machine: str, started_at: datetime, last_seen: datetime,
+                    now: datetime, stale_after: float) -> str:
+    """The one line a daemon refuses to start with when another live daemon reports as `host`."""
+    return (f"host {host}: another proofwatch daemon already reports as this host ({_who(pid, machine, started_at)}; "
+            f"last report {duration_text((now - last_seen).total_seconds())} ago); two daemons must not share one "
+            "[supervisor] host: give this one its own host name, or stop the other (if it is gone, start this "
+            f"one again once its last report is over {duration_text(stale_after)} old)")
+
+
+def duplicate_alert_text(host: str, pid: int | None, machine: str, started_at: datetime) -> tuple[str, str]:
+    """(title, detail) of the alert for another daemon writing this host's report."""
+    title = f"host {host}: another proofwatch daemon reports as this host too ({_who(pid, machine, started_at)})"
+    detail = (f"Two daemons are configured with [supervisor] host = \"{host}\": they overwrite each other's "
+              "fleet report, the fleet shows whichever wrote last, and the history mixes their runs "
+              "(a restart of either may close the other's runs as lost). Give each daemon its own host "
+              "name, or stop one of them.")
+    return title, detail
 
 
 def remote_dep(state: str, ended_at: datetime | None, proofs: Sequence[Mapping[str, Any]]) -> DepRun:

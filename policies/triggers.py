@@ -17,6 +17,7 @@ class DepRun:
 
     state: JobState
     ended_at: datetime | None
+    run_id: str | None = None  # named in the start reason (a job on another host: see supervisor/fleet.py)
 
 
 def next_fire(expression: str, after: datetime, tz: tzinfo | None = None) -> datetime:
@@ -39,7 +40,8 @@ def after_ready(
     newest = max(ends) if ends else None
     if last_started_at is not None and (newest is None or newest <= last_started_at):
         return False, "waiting for a new success of " + ", ".join(sorted(deps))
-    return True, "after " + ", ".join(sorted(deps)) + " succeeded"
+    runs = [f"run {deps[name].run_id}" for name in sorted(deps) if deps[name].run_id]  # type: ignore[union-attr]
+    return True, "after " + ", ".join(sorted(deps)) + " succeeded" + (f" ({', '.join(runs)})" if runs else "")
 
 
 def not_before_ok(not_before: datetime | None, now: datetime) -> bool:

@@ -2,7 +2,14 @@
 
 `hosts`: one row per daemon (host), rewritten by that daemon every `report_every` with its
 jobs, their states and heartbeat times, and its host health. Only the host itself writes its
-row. A clean stop sets `stopped_at` (a stopped host is not stale). The JSON columns:
+row. A clean stop sets `stopped_at` (a stopped host is not stale). `last_seen` and `stopped_at`
+are the store's clock (`store_now`: the database server's), never the host's own: the hosts'
+clocks need not agree for staleness to be judged right. `started_at` and the jobs' times are
+the host's clock; `clock_offset` says how far that clock was ahead of the store's at the report
+(None: not measured, a row written by hand or by an older proofwatch). `instance` is a random id
+of the daemon process that wrote the row (a new one at every start) and `machine` the machine's
+/etc/machine-id: with `pid` they tell a daemon's own previous incarnation (killed, then
+restarted on the same machine) from another daemon given the same host name. The JSON columns:
   jobs:   [{"name", "kind", "state", "run_id", "pid", "started_at", "last_heartbeat_at",
             "last_progress_at", "phase", "message", "error", "waiting"}]   (times: ISO 8601 UTC)
   health: status.json's `host` section (HostStatus: score, label, reasons, sample, sampled_at,
@@ -14,6 +21,8 @@ the claim and do not. A claim is leased: its owner renews it until the work is d
 (`done_at`); a claim whose owner stopped renewing (it died mid-send) can be taken over once
 the lease has run out, so the work is done at least once. The claim is one atomic statement
 (INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING) on SQLite and PostgreSQL alike.
+Every time in a claim (claimed_at, lease_until, done_at and the `now` it is judged at) is the
+store's clock (`store_now`): a lease written by one host is judged by another.
 
 Every function here blocks (call it off the event loop).
 """
@@ -24,7 +33,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, update
+from sqlalchemy import JSON, Column, func, select as sa_select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -52,6 +61,11 @@ class HostRow(SQLModel, table=True):
     health: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     jobs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     active_alerts: int = 0
+    # the writing daemon process's random id, and its machine (/etc/machine-id); "": an older
+    # proofwatch's report (it does not send them: the server default), or no machine id
+    instance: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    machine: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    clock_offset: float | None = None  # s the host's clock was ahead of the store's at the report
 
 
 class ClaimRow(SQLModel, table=True):
@@ -73,8 +87,33 @@ def _fix_host(row: HostRow) -> HostRow:
     return row
 
 
+def store_now(engine: Engine) -> datetime:
+    """The store's clock, in UTC: the database server's (PostgreSQL), the one clock every host
+    sharing the store can read. SQLite has no server: its clock is the machine's that opens the
+    file (the only machine that can share it safely)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            value = conn.execute(text("SELECT statement_timestamp()")).scalar()
+        elif conn.dialect.name == "sqlite":
+            raw = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
+            value = datetime.fromisoformat(str(raw))
+        else:
+            value = conn.execute(sa_select(func.now())).scalar()
+    if not isinstance(value, datetime):
+        raise RuntimeError(f"the store's clock answered {value!r}, not a time")
+    return _utc(value)  # type: ignore[return-value]
+
+
+def load_host(engine: Engine, host: str) -> HostRow | None:
+    """One host's latest report (None: it never reported)."""
+    with Session(engine) as s:
+        row = s.get(HostRow, host)
+        return _fix_host(row) if row is not None else None
+
+
 def report_host(engine: Engine, row: HostRow) -> None:
-    """Write this host's report (insert or replace its row)."""
+    """Write this host's report (insert or replace its row) as given: a daemon stamps
+    `last_seen` (and `stopped_at`) with `store_now` first (supervisor/fleet.py)."""
     values = row.model_dump()
     with Session(engine) as s:
         conn = s.connection()
@@ -102,7 +141,8 @@ def _upsert(conn: Any, table: Any, key: str, values: dict[str, Any], where: Any 
 def try_claim(engine: Engine, key: str, owner: str, now: datetime, lease: float,
               detail: str = "") -> bool:
     """Claim `key` for `owner`; True if it is now the owner's (new, already its own, or taken
-    over from an owner whose lease ran out before the work was done). One atomic statement."""
+    over from an owner whose lease ran out before the work was done). One atomic statement.
+    `now`: the store's clock (`store_now`), as every lease is."""
     from datetime import timedelta
 
     table = ClaimRow.__table__  # type: ignore[attr-defined]
@@ -118,7 +158,8 @@ def try_claim(engine: Engine, key: str, owner: str, now: datetime, lease: float,
 
 
 def renew_claims(engine: Engine, owner: str, keys: Iterable[str], until: datetime) -> int:
-    """Extend the lease of `owner`'s unfinished claims among `keys`; return how many."""
+    """Extend the lease of `owner`'s unfinished claims among `keys` to `until` (the store's
+    clock: `store_now` + the lease); return how many."""
     keys = list(keys)
     if not keys:
         return 0
@@ -179,3 +220,18 @@ def delivered_sinks(outbox: Engine, key: str, since: datetime) -> set[str]:
             col(OutboxRow.delivered_at).is_not(None), col(OutboxRow.created_at) >= since)).all()
         return {r.sink for r in rows
                 if any(isinstance(i, dict) and i.get("key") == key for i in (r.payload or {}).get("alerts", []))}
+
+
+def last_start_reasons(engine: Engine, host: str, jobs: Iterable[str]) -> dict[str, str]:
+    """Each of `jobs`' last start reason on `host` (the transition to STARTING), if any."""
+    from status.history import EventRow
+
+    out: dict[str, str] = {}
+    with Session(engine) as s:
+        for job in jobs:
+            row = s.exec(select(EventRow).where(EventRow.host == host, EventRow.job == job,
+                                                EventRow.to_state == "STARTING")
+                         .order_by(col(EventRow.id).desc()).limit(1)).first()
+            if row is not None:
+                out[job] = row.reason
+    return out

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, event, insert
+from sqlalchemy import JSON, Column, Index, Table, event, insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, desc, select
@@ -35,9 +35,10 @@ class RunRow(SQLModel, table=True):
     """One run of a job."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_host_job_started_at", "host", "job", "started_at"),)  # fleet reads
     run_id: str = Field(primary_key=True)
     job: str = Field(index=True)
-    host: str = ""
+    host: str = Field(default="", sa_column_kwargs={"server_default": ""})
     state: str
     started_at: datetime = Field(index=True)
     ended_at: datetime | None = None
@@ -64,7 +65,7 @@ class EventRow(SQLModel, table=True):
     ts: datetime = Field(index=True)
     job: str = Field(index=True)
     run_id: str | None = Field(default=None, index=True)
-    host: str = Field(default="", index=True)  # the daemon that wrote it (filled in by History.apply)
+    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})  # filled in by apply
     kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor | proof
     from_state: str | None = None
     to_state: str | None = None
@@ -79,7 +80,7 @@ class AlertRow(SQLModel, table=True):
     key: str = Field(index=True)
     job: str | None = None
     run_id: str | None = None
-    host: str = Field(default="", index=True)  # the daemon that raised it (filled in by History.apply)
+    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})  # filled in by apply
     severity: str
     title: str
     detail: str
@@ -277,9 +278,12 @@ class History:
         return found
 
     def run(self, run_id: str) -> RunRow | None:
-        """One run by id."""
+        """One run by id (of this host only, when scoped: another host's run is not ours to
+        show, and its events are not read here)."""
         with Session(self.engine) as s:
             row = s.get(RunRow, run_id)
+            if row is not None and self.scope is not None and row.host != self.scope:
+                return None
             return _fix_run(row) if row else None
 
     def events(

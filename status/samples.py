@@ -27,7 +27,7 @@ class HostSampleRow(SQLModel, table=True):
     __tablename__ = "host_samples"
     id: int | None = Field(default=None, primary_key=True)
     ts: datetime = Field(index=True)
-    host: str = Field(default="", index=True)
+    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})
     cpu_pct: float
     load1: float
     mem_pct: float

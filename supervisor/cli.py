@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
@@ -18,7 +20,7 @@ from supervisor.control import ControlError, request
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from status.history import RunRow
+    from status.history import History, RunRow
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="proofwatch: a supervisor that demands proof of life and proof of work.")
@@ -240,7 +242,12 @@ def _rebuild_status(cfg: Config) -> None:
     try:
         doc = rebuild(cfg, now)
     except SQLAlchemyError as exc:
-        fail(f"{cfg.history_db}: cannot read the history: {str(exc).splitlines()[0]}")
+        from status.history import make_engine
+        from supervisor.fleetview import store_target
+        from supervisor.recorder import error_text
+
+        where = store_target(make_engine(_store_url(cfg))) if cfg.shared_store else cfg.history_db
+        fail(f"{where}: cannot read the history: {error_text(exc).splitlines()[0]}")
     try:
         problem = problem_of(cfg.status_file)
         kept = preserve(cfg.status_file, now) if problem else None
@@ -254,7 +261,7 @@ def _rebuild_status(cfg: Config) -> None:
     def n(count: int, what: str) -> str:
         return f"{count} {what}" + ("" if count == 1 else "s")
 
-    out.print(f"rebuilt {cfg.status_file} from {cfg.history_db}: {n(len(doc.jobs), 'job')}, "
+    out.print(f"rebuilt {cfg.status_file} from {'the shared store' if cfg.shared_store else cfg.history_db}: {n(len(doc.jobs), 'job')}, "
               f"{n(len(doc.alerts) - 1, 'active alert')}, {n(len(doc.recent), 'recent run')}"
               + (f"; left active when the daemon stopped, shown as last recorded: {', '.join(active)}"
                  if active else ""), highlight=False)
@@ -297,7 +304,7 @@ def fleet(
              '(e.g. "postgresql+psycopg://user@dbhost:5432/proofwatch")', 2)
     engine = make_engine(_store_url(cfg))
     try:
-        view = read_view(engine, datetime.now(timezone.utc), cfg.fleet.host_stale_after, cfg.host)
+        view = read_view(engine, None, cfg.fleet.host_stale_after, cfg.host)  # by the store's clock
     except FleetReadError as exc:
         fail(exc.message)
     finally:
@@ -382,29 +389,28 @@ def history(
     """Past runs (or events) from the history store."""
     from rich.table import Table
 
-    from status.history import History
     from supervisor.render import age
 
     cfg = _load(config)
     if host is not None and not cfg.shared_store:
         fail(f"--host {host}: only a shared store ([store] url) holds other hosts' history", code=2)
-    h = _open_history(cfg, host)
     now = datetime.now(timezone.utc)
     table = Table(box=None, header_style="bold")
+    with _history(cfg, host) as h:
+        found = h.events(job=job, limit=limit) if events else h.runs(job=job, limit=limit)
     if events:
         for col in ("TIME", "JOB", "RUN", "KIND", "FROM", "TO", "REASON"):
             table.add_column(col, overflow="fold" if col == "REASON" else "ellipsis")
-        for e in h.events(job=job, limit=limit):
+        for e in found:
             table.add_row(e.ts.astimezone().strftime("%H:%M:%S.%f")[:-3], e.job, (e.run_id or "-")[-6:], e.kind,
                           e.from_state or "", e.to_state or "", e.reason)
     else:
         for col in ("STARTED", "JOB", "RUN", "STATE", "TOOK", "EXIT", "ERROR"):
             table.add_column(col, overflow="fold" if col == "ERROR" else "ellipsis")
-        for r in h.runs(job=job, limit=limit):
+        for r in found:
             took = age(r.ended_at, r.started_at) if r.ended_at else f"{age(now, r.started_at)}…"
             table.add_row(r.started_at.astimezone().strftime("%m-%d %H:%M:%S"), r.job, r.run_id[-6:], r.state,
                           took, "" if r.exit_code is None else str(r.exit_code), (r.error or "").splitlines()[0] if r.error else "")
-    h.close()
     out.print(table)
 
 
@@ -426,13 +432,29 @@ def _open_history(cfg: Config, host: str | None = None) -> History:
     return History(_store_url(cfg), create=False, host=host or cfg.host, scoped=cfg.shared_store)
 
 
+@contextmanager
+def _history(cfg: Config, host: str | None = None) -> Iterator[History]:
+    """`_open_history` for a few reads: a store that cannot be read fails in one line (which
+    store, the driver's reason), never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    h = _open_history(cfg, host)
+    try:
+        yield h
+    except SQLAlchemyError as exc:
+        from supervisor.fleetview import store_target
+        from supervisor.recorder import error_text
+
+        fail(f"{store_target(h.engine)}: cannot read the history: {error_text(exc).splitlines()[0]}")
+    finally:
+        h.close()
+
+
 def _run_row(cfg: Config, job: str, run_id: str | None) -> RunRow:
-    from status.history import History
     from supervisor.proofaudit import find_run
 
-    h = _open_history(cfg)
-    row = find_run(h, job, run_id)
-    h.close()
+    with _history(cfg) as h:
+        row = find_run(h, job, run_id)
     if row is None:
         fail(f"no run of {job!r}" + (f" matching {run_id!r}" if run_id else "") + " in the history")
     return row
@@ -505,15 +527,13 @@ def alerts_list(
     """List active alerts with their details."""
     if ctx.invoked_subcommand is not None:
         return
-    from status.history import History
 
     cfg = _load(config)
     if not cfg.shared_store and not cfg.history_db.exists():
         out.print("no alerts (no history yet)")
         return
-    h = _open_history(cfg)
-    rows = h.alerts(active_only=not all_)
-    h.close()
+    with _history(cfg) as h:
+        rows = h.alerts(active_only=not all_)
     if not rows:
         out.print("[green]no active alerts[/]")
     for a in rows:

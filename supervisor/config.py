@@ -673,11 +673,20 @@ def _check_host(value: str) -> str:
 def store_url_problem(url: str) -> str | None:
     """Why `url` is not a history store proofwatch speaks (None: it is). Never shows a password."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in ("sqlite", "postgresql", "postgresql+psycopg"):
-        return None
-    shown = scheme or url.split("@")[-1][:40]
-    return (f"{_show(shown)}: not a store URL proofwatch speaks (use "
-            '"postgresql+psycopg://user@host:5432/db" or "sqlite:////path/history.db")')
+    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+        shown = scheme or url.split("@")[-1][:40]
+        return (f"{_show(shown)}: not a store URL proofwatch speaks (use "
+                '"postgresql+psycopg://user@host:5432/db" or "sqlite:////path/history.db")')
+    from sqlalchemy.engine import make_url  # only with a [store] url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - parsed on access
+    except (ArgumentError, ValueError):
+        where = url.split("://", 1)[1].rsplit("@", 1)[-1][:60]  # after the credentials
+        return f"{_show(scheme + '://…' + where)}: not a valid URL (host[:port]/database; the port a number)"
+    return None
 
 
 def _check_store_url(value: SecretStr) -> SecretStr:

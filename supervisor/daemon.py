@@ -351,6 +351,8 @@ class Daemon:
             self._start(job, now, "start = boot")
         elif js.after:
             ready, why = after_ready(self._deps(job), job.last_started_at)
+            if not ready and self.fleet is not None:
+                why = self.fleet.explain(job.settings.after, why)  # e.g. "emubox has no job biuld"
             if ready:
                 self._start(job, now, why)
             elif why != job.waiting:
@@ -362,7 +364,7 @@ class Daemon:
         for entry in job.settings.after:
             name, host = split_dep(entry, self.hostname)
             if host is not None:  # a job on another host: its latest run in the shared history
-                out[entry] = self.fleet.remote_dep(name, host) if self.fleet is not None else None
+                out[entry] = self.fleet.remote_dep(name, host, job.name) if self.fleet is not None else None
                 continue
             dep = self.jobs.get(name)
             last = dep.last_run if dep else None

@@ -88,6 +88,6 @@ def fleet_view(view: FleetView) -> RenderableType:
             parts.append(Text(f"  jobs as last reported {span(h.seen_ago)} ago (not live):", "yellow"))
         parts.append(jobs_table(h))
     parts.append(Text(""))
-    parts.append(Text(f"ages by {view.reader}'s clock at {view.read_at.astimezone():%H:%M:%S}; "
+    parts.append(Text(f"ages by the store's clock at {view.read_at.astimezone():%H:%M:%S}; "
                       f"a host is stale after {span(view.host_stale_after)} without a report", "dim"))
     return Group(*parts)

@@ -2,18 +2,23 @@
 it now (`proofwatch fleet`, `GET /api/fleet`, the dashboard's Fleet section).
 
 Built from the `hosts` rows (status.fleet: each daemon's own latest report) and the stale-host
-claims. Each host keeps its own clock, and its report carries its own times; every age here
-(`seen_ago`, `heartbeat_age`, `progress_age`) is the reader's `now` minus such a time, so a host
-whose clock runs ahead or behind shows ages off by that skew (never below zero). `read_at` says
-whose clock that was. A host that is stale (or stopped) is shown as it last reported: its jobs'
-states are not live (`live` is false) and may have changed since.
+claims, judged at `now`: the store's clock (the database server's, status.fleet.store_now;
+`read_view` reads it when given None). A host's `last_seen`/`stopped_at` are the store's clock
+too, so its state and `seen_ago` do not depend on any host's clock. Its jobs' times (heartbeat,
+progress, start) are its own clock's: their ages (`heartbeat_age`, `progress_age`) are taken
+against the store's now moved onto that host's clock by the offset it measured at its report
+(`clock_offset`, its clock minus the store's); a report without one (an older proofwatch's) is
+aged against `now` as is, off by that host's skew. Ages are never below zero. A reader that
+passes its own clock as `now` gets every age off by its own skew. A host that is stale (or
+stopped) is shown as it last reported: its jobs' states are not live (`live` is false) and may
+have changed since.
 
 `build_view` is pure; `read_view` reads the store (it blocks: call it off the event loop).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from policies.fleet import HostState, host_state, stale_claim_key
 from status._time import as_utc
-from status.fleet import ClaimRow, HostRow, load_claims, load_hosts
+from status.fleet import ClaimRow, HostRow, load_claims, load_hosts, store_now
 
 STALE_CLAIMS = "stale:"
 
@@ -42,9 +47,11 @@ class FleetJob(_Model):
     pid: int | None = None
     started_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
-    heartbeat_age: float | None = Field(default=None, description="Seconds since the last heartbeat (reader's clock)")
+    heartbeat_age: float | None = Field(
+        default=None, description="Seconds since the last heartbeat (the host's clock, against read_at moved by "
+                                  "its clock_offset)")
     last_progress_at: datetime | None = None
-    progress_age: float | None = Field(default=None, description="Seconds since the last progress (reader's clock)")
+    progress_age: float | None = Field(default=None, description="Seconds since the last progress (as heartbeat_age)")
     phase: str = ""
     message: str = ""
     error: str | None = None
@@ -66,8 +73,10 @@ class FleetHost(_Model):
 
     host: str
     state: HostState
-    last_seen: datetime = Field(description="The host's last report, by its own clock")
-    seen_ago: float = Field(description="Seconds since last_seen (reader's clock)")
+    last_seen: datetime = Field(description="The host's last report, by the store's clock")
+    seen_ago: float = Field(description="Seconds since last_seen (read_at - last_seen)")
+    clock_offset: float | None = Field(
+        default=None, description="Seconds the host's clock was ahead of the store's at its report (None: unknown)")
     started_at: datetime
     stopped_at: datetime | None = None
     version: str = ""
@@ -82,7 +91,7 @@ class FleetHost(_Model):
 class FleetView(_Model):
     """Every host sharing the store, as read at `read_at`."""
 
-    read_at: datetime = Field(description="The reader's clock when the store was read: every age is against it")
+    read_at: datetime = Field(description="The store's clock when it was read: every age is against it")
     reader: str = Field(description="The host that read the store")
     host_stale_after: float
     hosts: list[FleetHost]
@@ -142,7 +151,7 @@ def _alerted_by(row: HostRow, claims: dict[str, ClaimRow], by_host: dict[str, li
 
 def build_view(hosts: list[HostRow], claims: list[ClaimRow], now: datetime, stale_after: float,
                reader: str) -> FleetView:
-    """The fleet as seen at `now` (the reader's clock) from the hosts' reports and the
+    """The fleet as seen at `now` (the store's clock) from the hosts' reports and the
     stale-host claims (oldest first)."""
     by_key = {c.key: c for c in claims}
     by_host: dict[str, list[ClaimRow]] = {}
@@ -152,13 +161,16 @@ def build_view(hosts: list[HostRow], claims: list[ClaimRow], now: datetime, stal
     for row in hosts:
         state = host_state(row.last_seen, row.stopped_at, now, stale_after)
         live = state == HostState.UP
+        offset = row.clock_offset if isinstance(row.clock_offset, (int, float)) else None
+        host_now = now + timedelta(seconds=offset) if offset is not None else now  # on the host's clock
         out.append(FleetHost(
             host=row.host, state=state, last_seen=row.last_seen, seen_ago=_age(now, row.last_seen) or 0.0,
             started_at=row.started_at, stopped_at=row.stopped_at, version=row.version, pid=row.pid,
+            clock_offset=offset,
             report_every=row.report_every, health=_health(row.health if isinstance(row.health, dict) else {}),
             active_alerts=row.active_alerts,
             alerted_by=_alerted_by(row, by_key, by_host) if state == HostState.STALE else None,
-            jobs=[_job(j, now, live) for j in (row.jobs or []) if isinstance(j, dict)]))
+            jobs=[_job(j, host_now, live) for j in (row.jobs or []) if isinstance(j, dict)]))
     return FleetView(read_at=now, reader=reader, host_stale_after=stale_after, hosts=out)
 
 
@@ -179,10 +191,13 @@ def store_target(engine: Engine) -> str:
     return f"{url.host or ''}:{url.port or 5432}/{url.database or ''}"
 
 
-def read_view(engine: Engine, now: datetime, stale_after: float, reader: str) -> FleetView:
-    """The fleet from the store (blocks); FleetReadError when it cannot be read."""
+def read_view(engine: Engine, now: datetime | None, stale_after: float, reader: str) -> FleetView:
+    """The fleet from the store (blocks), judged at `now`: None reads the store's clock in the
+    same exchange (what every reader should do; a reader's own clock is off by its skew).
+    FleetReadError when the store cannot be read."""
     try:
-        return build_view(load_hosts(engine), load_claims(engine, STALE_CLAIMS), now, stale_after, reader)
+        at = store_now(engine) if now is None else now
+        return build_view(load_hosts(engine), load_claims(engine, STALE_CLAIMS), at, stale_after, reader)
     except SQLAlchemyError as exc:
         raise FleetReadError(_why(engine, exc)) from None
 

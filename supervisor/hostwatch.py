@@ -70,7 +70,7 @@ class HostWatch:
         if self._pruned_at is None or sample.ts - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = sample.ts
             now = sample.ts
-            host = d.hostname
+            host = d.history.scope  # a shared store: this host's samples; a private one: all (older: host "")
             d.recorder.call(lambda engine: prune_samples(engine, now, host=host))
         # The host section alone is rewritten every HOST_WRITE_EVERY ticks; an alert at once.
         self._ticks += 1

@@ -111,7 +111,12 @@ def rebuild(config: Config, now: datetime) -> StatusDocument:
             last_ts = s.exec(select(func.max(EventRow.ts)).where(*mine)).one()
         rows = history.runs(limit=5000)
         alerts = history.alerts(active_only=True, limit=1000)
-        depth, silences = _notify(History(config.outbox_db, create=False) if config.shared_store else history, now)
+        outbox = History(config.outbox_db, create=False) if config.shared_store else history
+        try:
+            depth, silences = _notify(outbox, now)
+        finally:
+            if outbox is not history:
+                outbox.close()
     finally:
         history.close()
     match = _STARTED.search(started.reason) if started else None

@@ -25,6 +25,13 @@ recorder's first successful write creates or migrates the schema (a brand-new da
 then writes everything queued meanwhile; status.json says `store.ok = false` from the start.
 A store migrated by a newer proofwatch (status.migrate.SchemaTooNew) stays fatal at start;
 found only at the catch-up, it keeps the rows queued (status.history.SchemaRefused).
+
+A shared store that can be reached at start is asked one more thing before `restore` reads
+the runs: whether another daemon, still running, reports as this host (the same
+`[supervisor] host` copied to a second machine). Its restore would close that daemon's runs as
+lost, so it refuses to start, in one line naming the other daemon (supervisor/fleet.py
+check_host_name). Its own previous incarnation (killed, or gone leaving its jobs) is not
+refused. Started offline, the check is made at its first fleet report instead (an alert then).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from sqlalchemy.engine import make_url
 
 from status.history import History
 from status.models import Severity
+from supervisor.fleet import HostNameTaken, check_host_name
 from supervisor.recorder import connection_lost, error_text
 
 if TYPE_CHECKING:
@@ -58,7 +66,12 @@ def open_history(cfg: Config) -> tuple[History, str | None]:
     (one line, without the password), logged as a warning: the daemon starts without the
     store (supervisor/restore.py restores from status.json) and catches up when it returns."""
     try:
-        return History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store), None
+        history = History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store)
+        if cfg.shared_store:
+            _check_host_name(history, cfg)
+        return history, None
+    except HostNameTaken:
+        raise
     except Exception as exc:
         if not (cfg.shared_store and connection_lost(exc)):
             raise  # SchemaTooNew, a permission refused...: fatal, one line (supervisor/cli.py)
@@ -69,6 +82,19 @@ def open_history(cfg: Config) -> tuple[History, str | None]:
                 "migrated when the store returns", url.get_backend_name(), url.host or "",
                 url.port or 5432, url.database or "", error)
     return History(cfg.store_url, create=False, host=cfg.host, upgrade_pending=True), error
+
+
+def _check_host_name(history: History, cfg: Config) -> None:
+    """Refuse (HostNameTaken, closing the history) when another live daemon reports as this
+    host. A failure to check is logged, not fatal: the fleet's reports check again."""
+    try:
+        check_host_name(history.engine, cfg.host, cfg.fleet.host_stale_after)
+    except HostNameTaken:
+        history.close()
+        raise
+    except Exception as exc:
+        log.warning("fleet: could not check whether another daemon reports as host %s (%s)",
+                    cfg.host, error_text(exc))
 
 
 class StoreWatch:

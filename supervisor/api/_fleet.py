@@ -13,17 +13,16 @@ from supervisor.fleetview import FleetReadError, read_view
 
 
 async def fleet(request: Request) -> Response:
-    """GET /api/fleet: each host's state, last report, health and jobs, by this daemon's clock."""
+    """GET /api/fleet: each host's state, last report, health and jobs, by the store's clock."""
     daemon = daemon_of(request)
     authorize(request, daemon, Need.READ)
     cfg = daemon.config
     if not cfg.shared_store:
         raise ApiError(404, "no fleet: this daemon's history is its own; the fleet view needs a "
                             'shared store ([store] url = "postgresql+psycopg://...")')
-    now = daemon.clock.now()
-    try:
+    try:  # judged by the store's clock (None), read in the same exchange
         view = await anyio.to_thread.run_sync(
-            read_view, daemon.history.engine, now, cfg.fleet.host_stale_after, daemon.hostname)
+            read_view, daemon.history.engine, None, cfg.fleet.host_stale_after, daemon.hostname)
     except FleetReadError as exc:
         raise ApiError(503, exc.message) from None
     return answer(view)

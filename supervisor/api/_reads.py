@@ -114,7 +114,7 @@ async def host_samples(request: Request) -> Response:
         raise ApiError(400, f"minutes: {minutes} is outside 1-1440")
     since = daemon.clock.now() - timedelta(minutes=minutes)
     rows = await anyio.to_thread.run_sync(lambda: load_samples(daemon.history.engine, since=since,
-                                                                          host=daemon.hostname))
+                                                                          host=daemon.history.scope))
     return answer(HostSamples(minutes=minutes, samples=[
         HostPoint(ts=r.ts, cpu_pct=r.cpu_pct, mem_pct=r.mem_pct, temp_c=r.temp_c, score=r.score)
         for r in rows]))

@@ -283,3 +283,48 @@ def test_an_owner_killed_mid_send_is_replaced_and_the_alert_still_goes_out(fleet
     finally:
         hang.close()
         good.close()
+
+
+def _slow_stale(node: Node) -> Node:
+    """host_stale_after 30 s: a report stays fresh across a restart, however slow."""
+    node.cfg.write_text(node.cfg.read_text().replace('host_stale_after = "2s"', 'host_stale_after = "30s"'))
+    return node
+
+
+def test_a_daemon_killed_and_restarted_at_once_on_its_machine_takes_its_host_name_back(fleet, db, pg_url):
+    from status.history import History
+
+    make, _ = fleet
+    History(pg_url).close()
+    a = _slow_stale(make("alpha")).start()
+    wait_for("alpha to report", lambda: _rows(db, "select pid from hosts where host = 'alpha'") == [(a.proc.pid,)],
+             timeout=20)
+    first = a.proc.pid
+    a.kill()  # kill -9: its report stays fresh, not stopped, with its (now dead) pid
+    a.start()
+    wait_for("the restarted daemon to report", lambda: (
+        _rows(db, "select pid from hosts where host = 'alpha'") == [(a.proc.pid,)]), timeout=20)
+    assert a.proc.pid != first and a.proc.poll() is None
+    back = datetime.now().astimezone()
+    wait_for("a few more reports", lambda: (a.read_at() or back) > back + timedelta(seconds=1.2), timeout=10)
+    assert [x["key"] for x in (a.status() or {}).get("alerts", []) if x["key"].startswith("fleet:")] == []
+    assert a.stop() == 143
+
+
+def test_a_daemon_refuses_to_start_while_another_machine_reports_as_its_host(tmp_path, fleet, db, pg_url):
+    from status.fleet import HostRow, report_host, store_now
+    from status.history import History
+
+    make, _ = fleet
+    History(pg_url).close()
+    now = store_now(db)
+    report_host(db, HostRow(host="alpha", started_at=now - timedelta(hours=1), last_seen=now, pid=4242,
+                            instance="elsewhere-1", machine="0123456789abcdef"))
+    a = _slow_stale(make("alpha")).start()
+    assert a.proc.wait(timeout=30) == 1
+    said = (a.dir / "daemon.log").read_text()
+    assert said.strip().startswith("error: host alpha: another proofwatch daemon already reports as this host "
+                                   "(pid 4242 on machine 0123456789ab, running since"), said
+    assert "Traceback" not in said and len(said.strip().splitlines()) <= 2
+    assert _rows(db, "select pid, instance from hosts where host = 'alpha'") == [(4242, "elsewhere-1")]
+    assert _rows(db, "select count(*) from runs") == [(0,)]

@@ -1,11 +1,12 @@
 """supervisor/fleet.py in process, fast: FleetWatches of stand-in daemons on one SQLite store and
-a fake clock decide who raises a stale host's alert, renew and finish their claim, give it up
+a fake clock (the daemons' and, where a test says so, the store's: `store_clock`) decide who raises a stale host's alert, renew and finish their claim, give it up
 to a takeover after their lease, resolve it when the host is back, answer a remote `after`, and
 keep going (with the error shown) while the store is unreachable."""
 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,9 +42,11 @@ class Recorder:
 
 
 def stand_in(tmp_path: Path, host: str, url: str, clock: FakeClock, *, sinks: list[str] | None = None,
-             jobs: str = "") -> Any:
+             jobs: str = "", store_clock: FakeClock | None = None) -> Any:
     """Just enough of a Daemon for a FleetWatch: its config, clock, jobs, alert book, notifier
-    rules and the shared store's engine; counts wake() calls."""
+    rules and the shared store's engine; counts wake() calls. The store's clock (staleness,
+    leases) is the store's own (SQLite: this machine's real time) unless `store_clock` stands
+    in for it."""
     root = tmp_path / host
     root.mkdir()
     (root / "config.toml").write_text(
@@ -64,7 +67,7 @@ def stand_in(tmp_path: Path, host: str, url: str, clock: FakeClock, *, sinks: li
     def wake() -> None:
         d.wakes += 1
     d.wake = wake
-    d.fleet = FleetWatch(d)  # type: ignore[arg-type]
+    d.fleet = FleetWatch(d, store_clock=(lambda _engine: store_clock.now()) if store_clock else None)  # type: ignore[arg-type]
     return d
 
 
@@ -104,7 +107,7 @@ async def rounds(clock: FakeClock, n: int, *daemons: Any) -> None:
 
 async def test_one_daemon_raises_a_stale_host_alert_and_the_others_show_who(tmp_path, store) -> None:
     clock = FakeClock(T0)
-    a, b = (stand_in(tmp_path, h, store, clock) for h in ("alpha", "beta"))
+    a, b = (stand_in(tmp_path, h, store, clock, store_clock=clock) for h in ("alpha", "beta"))
     emubox_reported(store, T0)
     await a.fleet.tick()
     await b.fleet.tick()
@@ -137,8 +140,8 @@ async def test_one_daemon_raises_a_stale_host_alert_and_the_others_show_who(tmp_
 
 async def test_the_owner_renews_until_delivered_and_a_dead_owners_claim_is_taken_over(tmp_path, store) -> None:
     clock = FakeClock(T0)
-    a = stand_in(tmp_path, "alpha", store, clock, sinks=["hook"])
-    b = stand_in(tmp_path, "beta", store, clock, sinks=["hook"])
+    a = stand_in(tmp_path, "alpha", store, clock, sinks=["hook"], store_clock=clock)
+    b = stand_in(tmp_path, "beta", store, clock, sinks=["hook"], store_clock=clock)
     emubox_reported(store, T0)
     await rounds(clock, 6, a, b)
     assert KEY in a.alerts.active and claim(store).owner == "alpha"
@@ -167,7 +170,7 @@ async def test_the_owner_renews_until_delivered_and_a_dead_owners_claim_is_taken
 
 async def test_a_clean_stop_resolves_the_alert_and_is_never_stale(tmp_path, store) -> None:
     clock = FakeClock(T0)
-    a = stand_in(tmp_path, "alpha", store, clock)
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
     emubox_reported(store, T0)
     await rounds(clock, 6, a)
     assert KEY in a.alerts.active
@@ -181,8 +184,8 @@ async def test_a_clean_stop_resolves_the_alert_and_is_never_stale(tmp_path, stor
 
 async def test_stopping_marks_the_host_stopped_unless_its_jobs_are_left_running(tmp_path, store) -> None:
     clock = FakeClock(T0)
-    a = stand_in(tmp_path, "alpha", store, clock)
-    b = stand_in(tmp_path, "beta", store, clock)
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
+    b = stand_in(tmp_path, "beta", store, clock, store_clock=clock)
     await a.fleet.stopped(leaving=False)
     await b.fleet.stopped(leaving=True)
     await a.fleet.tick()  # a report after the last one is not written
@@ -203,23 +206,31 @@ async def test_a_remote_after_reads_the_latest_run_and_wakes_the_daemon_when_it_
     clock = FakeClock(T0)
     b = stand_in(tmp_path, "beta", store, clock, jobs='[jobs.deploy]\ncommand = "true"\nafter = ["build@emubox"]\n')
     await b.fleet.tick()
-    assert b.fleet.remote_dep("build", "emubox") is None and b.wakes == 0
+    assert b.fleet.remote_dep("build", "emubox", "deploy") is None
+    assert b.fleet.explain(["build@emubox"], "waiting") == "waiting; no host emubox has reported to the shared store"
     _run(store, "SUCCEEDED", [{"path": "image.txt", "ok": False}], T0 + timedelta(seconds=1))
+    woken = b.wakes
     await b.fleet.tick()
-    dep = b.fleet.remote_dep("build", "emubox")
-    assert dep is not None and dep.state == JobState.FAILED and b.wakes == 1  # unproven: not a success
+    dep = b.fleet.remote_dep("build", "emubox", "deploy")
+    assert dep is not None and dep.state == JobState.FAILED and b.wakes > woken  # unproven: not a success
+    woken = b.wakes
     await b.fleet.tick()
-    assert b.wakes == 1  # nothing changed
+    assert b.wakes == woken  # nothing changed
     _run(store, "SUCCEEDED", [{"path": "image.txt", "ok": True}], T0 + timedelta(seconds=9))
     await b.fleet.tick()
-    dep = b.fleet.remote_dep("build", "emubox")
-    assert dep is not None and dep.state == JobState.SUCCEEDED and dep.ended_at == T0 + timedelta(seconds=9)
-    assert b.wakes == 2
+    dep = b.fleet.remote_dep("build", "emubox", "deploy")
+    # its end as THIS daemon first saw it (our clock), not emubox's clock; it stays put
+    seen_at = clock.now()
+    assert dep is not None and dep.state == JobState.SUCCEEDED and dep.ended_at == seen_at
+    assert dep.run_id == f"r-SUCCEEDED-{(T0 + timedelta(seconds=9)).timestamp()}"
+    clock.advance(30)
+    assert b.fleet.remote_dep("build", "emubox", "deploy").ended_at == seen_at  # type: ignore[union-attr]
+    assert b.wakes > woken
 
 
 async def test_an_unreachable_store_is_shown_logged_once_and_retried(tmp_path, store, caplog) -> None:
     clock = FakeClock(T0)
-    a = stand_in(tmp_path, "alpha", store, clock)
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
     await a.fleet.tick()
     good: Engine = a.history.engine
     a.history.engine = make_engine(f"sqlite:///{tmp_path / 'nowhere' / 'gone.db'}")
@@ -239,7 +250,7 @@ async def test_an_unreachable_store_is_shown_logged_once_and_retried(tmp_path, s
 
 async def test_after_its_store_failed_a_daemon_gives_every_host_a_full_grace_to_report(tmp_path, store) -> None:
     clock = FakeClock(T0)
-    a = stand_in(tmp_path, "alpha", store, clock)
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
     emubox_reported(store, T0)
     await a.fleet.tick()
     good: Engine = a.history.engine
@@ -251,3 +262,191 @@ async def test_after_its_store_failed_a_daemon_gives_every_host_a_full_grace_to_
     assert KEY not in a.alerts.active and claim(store) is None
     await rounds(clock, 2, a)  # 5s of a working store and still no report: now it is stale
     assert KEY in a.alerts.active and claim(store).owner == "alpha"
+
+
+# ---- clocks: the store's, not the hosts' -------------------------------------------------------
+
+
+async def test_hosts_whose_clocks_disagree_are_judged_by_the_stores_clock(tmp_path, store) -> None:
+    server = FakeClock(T0)  # the database server's clock
+    behind, ahead = FakeClock(T0 - timedelta(minutes=10)), FakeClock(T0 + timedelta(minutes=10))
+    a = stand_in(tmp_path, "alpha", store, behind, store_clock=server)
+    b = stand_in(tmp_path, "beta", store, ahead, store_clock=server)
+    emubox_reported(store, T0)
+    for _ in range(8):
+        for clock in (server, behind, ahead):
+            clock.advance(1)
+        await a.fleet.tick()
+        await b.fleet.tick()
+    rows = {r.host: r for r in load_hosts(make_engine(store))}
+    assert rows["alpha"].last_seen == server.now() and rows["alpha"].clock_offset == -600.0
+    assert rows["beta"].last_seen == server.now() and rows["beta"].clock_offset == 600.0
+    for d in (a, b):  # ten minutes apart, both up; emubox stale by the server's 8 s, not 10 minutes
+        assert {h.host: h.state for h in d.fleet.status().hosts} == {"alpha": "up", "beta": "up", "emubox": "stale"}
+    owner = a if KEY in a.alerts.active else b
+    assert KEY not in (b if owner is a else a).alerts.active
+    assert owner.alerts.active[KEY].title.startswith("host emubox: no report for 6s ")  # raised at 6 s
+    (c,) = load_claims(make_engine(store), "stale:emubox:")
+    assert c.claimed_at == T0 + timedelta(seconds=6) and c.lease_until == c.claimed_at + timedelta(seconds=3)
+
+    # the lagging host stops cleanly: stopped by the store's clock, never stale
+    await a.fleet.stopped(leaving=False)
+    for _ in range(8):
+        server.advance(1)
+        ahead.advance(1)
+        await b.fleet.tick()
+    assert {h.host: h.state for h in b.fleet.status().hosts}["alpha"] == "stopped"
+    assert "fleet:alpha:stale" not in b.alerts.active
+
+
+async def test_a_live_owners_claim_is_not_taken_over_by_a_host_whose_clock_runs_ahead(tmp_path, store) -> None:
+    server, alpha, beta = FakeClock(T0), FakeClock(T0), FakeClock(T0 + timedelta(hours=1))
+    a = stand_in(tmp_path, "alpha", store, alpha, sinks=["hook"], store_clock=server)
+    b = stand_in(tmp_path, "beta", store, beta, sinks=["hook"], store_clock=server)
+    emubox_reported(store, T0)
+
+    async def rounds_of(n: int, *daemons: Any) -> None:
+        for _ in range(n):
+            for clock in (server, alpha, beta):
+                clock.advance(1)
+            for d in daemons:
+                await d.fleet.tick()
+
+    await rounds_of(6, a)
+    assert claim(store).owner == "alpha" and KEY in a.alerts.active
+    await rounds_of(8, a, b)  # alpha renews, undelivered: beta's clock an hour ahead changes nothing
+    assert claim(store).owner == "alpha" and KEY not in b.alerts.active
+    assert claim(store).lease_until == server.now() + timedelta(seconds=3)  # renewed by the store's clock
+    await rounds_of(3, b)  # alpha died mid-send: its 3 s lease runs out by the store's clock, and only then
+    assert claim(store).owner == "alpha" and KEY not in b.alerts.active
+    await rounds_of(1, b)
+    assert claim(store).owner == "beta" and KEY in b.alerts.active
+
+
+async def test_the_store_clock_is_the_databases_own(tmp_path, store) -> None:
+    from status.fleet import store_now
+
+    before = datetime.now(timezone.utc)
+    at = store_now(make_engine(store))
+    assert before - timedelta(seconds=1) <= at <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    a = stand_in(tmp_path, "alpha", store, FakeClock(T0))  # a daemon clock a year off
+    await a.fleet.tick()
+    (row,) = load_hosts(make_engine(store))
+    assert abs((row.last_seen - before).total_seconds()) < 5 and row.clock_offset < -3600
+
+
+# ---- one daemon per host name ------------------------------------------------------------------
+
+
+def _two_named(tmp_path: Path, store: str, clock: FakeClock) -> tuple[Any, Any]:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    return (stand_in(tmp_path / "one", "alpha", store, clock, store_clock=clock),
+            stand_in(tmp_path / "two", "alpha", store, clock, store_clock=clock))
+
+
+async def test_two_daemons_reporting_as_one_host_both_raise_the_duplicate_alert(tmp_path, store, caplog) -> None:
+    clock = FakeClock(T0)
+    a, b = _two_named(tmp_path, store, clock)
+    dup = "fleet:alpha:duplicate"
+    with caplog.at_level(logging.ERROR, logger="supervisor.fleet"):
+        await rounds(clock, 4, a, b)
+    for d, other in ((a, b), (b, a)):
+        alert = d.alerts.active[dup]
+        assert alert.severity == "critical" and alert.count == 1
+        assert alert.title.startswith(f"host alpha: another proofwatch daemon reports as this host too (pid {os.getpid()}")
+    logged = [r.getMessage() for r in caplog.records if "another proofwatch daemon reports as" in r.getMessage()]
+    assert len(logged) == 2  # once per daemon, not once per report
+
+    await rounds(clock, 4, a)  # b is gone: a owns the name again after host_stale_after (5 s)
+    assert dup in a.alerts.active
+    await rounds(clock, 2, a)
+    assert dup not in a.alerts.active
+    assert a.alerts.recorder.lines[-1]["resolution"] == "no other daemon has reported as host alpha for 5s"
+
+
+def _previous(store: str, at: datetime, *, pid: int | None, machine: str, started_at: datetime = T0,
+              stopped: bool = False) -> None:
+    """host alpha's report as a previous daemon left it."""
+    report_host(make_engine(store), HostRow(host="alpha", started_at=started_at, last_seen=at, pid=pid,
+                                            instance="0ld", machine=machine, stopped_at=at if stopped else None))
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+async def test_a_restarted_daemon_takes_its_previous_report_over_without_an_alert(tmp_path, store) -> None:
+    from supervisor.fleet import check_host_name, machine_id
+
+    clock = FakeClock(T0)
+    _previous(store, T0 - timedelta(seconds=1), pid=_dead_pid(), machine=machine_id())  # killed 1 s ago
+    check_host_name(make_engine(store), "alpha", 5.0, lambda _e: clock.now())  # not refused
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
+    await rounds(clock, 3, a)
+    assert "fleet:alpha:duplicate" not in a.alerts.active
+    (row,) = load_hosts(make_engine(store))
+    assert (row.instance, row.pid) == (a.fleet.instance, os.getpid())
+
+
+@pytest.mark.parametrize(
+    ("case", "refused"),
+    [("another-machine-fresh", True), ("another-machine-stale", False), ("another-machine-stopped", False),
+     ("this-machine-alive", True), ("this-machine-pid-reused", False), ("this-machine-dead", False),
+     ("this-process", False), ("unknown-machine-dead", False)],
+)
+def test_a_daemon_refuses_to_start_while_another_live_daemon_reports_as_its_host(tmp_path, store, case, refused) -> None:
+    import subprocess
+    import sys
+
+    from supervisor.fleet import HostNameTaken, check_host_name, machine_id
+
+    now = T0
+    here = machine_id()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = datetime.fromtimestamp(psutil_created(sleeper.pid), timezone.utc)
+        rows = {
+            "another-machine-fresh": dict(at=now - timedelta(seconds=2), pid=1, machine="elsewhere"),
+            "another-machine-stale": dict(at=now - timedelta(seconds=6), pid=1, machine="elsewhere"),
+            "another-machine-stopped": dict(at=now - timedelta(seconds=2), pid=1, machine="elsewhere", stopped=True),
+            "this-machine-alive": dict(at=now - timedelta(seconds=2), pid=sleeper.pid, machine=here,
+                                       started_at=started + timedelta(seconds=0.5)),
+            "this-machine-pid-reused": dict(at=now - timedelta(seconds=2), pid=sleeper.pid, machine=here,
+                                            started_at=started - timedelta(seconds=30)),
+            "this-machine-dead": dict(at=now - timedelta(seconds=2), pid=_dead_pid(), machine=here),
+            "this-process": dict(at=now - timedelta(seconds=2), pid=os.getpid(), machine=here),
+            "unknown-machine-dead": dict(at=now - timedelta(seconds=2), pid=_dead_pid(), machine=""),
+        }
+        _previous(store, **rows[case])  # type: ignore[arg-type]
+        if refused:
+            with pytest.raises(HostNameTaken, match=r"^host alpha: another proofwatch daemon already reports as "
+                                                    r"this host \(pid \d+ on machine .*last report 2s ago\)"):
+                check_host_name(make_engine(store), "alpha", 5.0, lambda _e: now)
+        else:
+            check_host_name(make_engine(store), "alpha", 5.0, lambda _e: now)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def psutil_created(pid: int) -> float:
+    from supervisor.adopt import create_time
+
+    created = create_time(pid)
+    assert created is not None
+    return created
+
+
+async def test_a_daemon_started_offline_alerts_at_its_first_report_if_another_holds_its_name(tmp_path, store) -> None:
+    clock = FakeClock(T0)
+    _previous(store, T0 - timedelta(seconds=1), pid=1, machine="elsewhere")  # live on another machine
+    a = stand_in(tmp_path, "alpha", store, clock, store_clock=clock)
+    await a.fleet.tick()
+    assert "fleet:alpha:duplicate" in a.alerts.active
+    assert "(pid 1 on machine elsewhere," in a.alerts.active["fleet:alpha:duplicate"].title

@@ -17,9 +17,14 @@ from status.migrate import HEAD, SCRIPTS, SchemaTooNew, current, upgrade
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
-def _schema(engine) -> dict[str, set[tuple[str, str]]]:
+def _schema(engine) -> dict[str, object]:
+    """Every table's columns (name, type, nullable, server default) and indexes."""
     have = inspect(engine)
-    return {t: {(c["name"], repr(c["type"]), c["nullable"]) for c in have.get_columns(t)}
+    # server defaults matter where an older proofwatch does not send the column: those a later
+    # migration added (host); the baseline's columns are sent by every version
+    return {t: ({(c["name"], repr(c["type"]), c["nullable"], c.get("default") if c["name"] == "host" else "-")
+                 for c in have.get_columns(t)},
+                sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in have.get_indexes(t)))
             for t in have.get_table_names()}
 
 
@@ -150,7 +155,7 @@ def test_hosts_sharing_a_store_read_only_their_own_rows(pg_url: str) -> None:
         assert [e.host for e in b.events()] == ["boxb"]
         assert [x.id for x in a.alerts(active_only=True)] == ["al-ra"]
         assert sorted(r.run_id for r in fleet.runs()) == ["ra", "rb"]
-        assert a.run("rb") is not None  # a run id names one run fleet-wide
+        assert a.run("rb") is None and fleet.run("rb") is not None  # another host's run is not a's
         when = a.runs()[0].started_at
         assert when == T0 and when.tzinfo is not None  # UTC in, UTC out, whatever the server's zone
     finally:
@@ -204,5 +209,26 @@ def test_host_reports_replace_the_hosts_own_row(pg_url: str) -> None:
         rows = load_hosts(h.engine)
         assert [(r.host, r.last_seen) for r in rows] == [("boxa", T0 + timedelta(seconds=10)), ("boxb", T0)]
         assert rows[0].jobs == [{"name": "tick", "state": "RUNNING"}]
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_stores_clock_is_read_from_the_store_and_a_hosts_identity_round_trips(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from status.fleet import load_host, store_now
+
+    url = (f"sqlite:///{tmp_path / 'h.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_server").create_db())
+    h = History(url)
+    try:
+        before = datetime.now(timezone.utc)
+        now = store_now(h.engine)
+        assert now.tzinfo is not None and before - timedelta(seconds=1) <= now <= datetime.now(timezone.utc) + timedelta(seconds=1)
+        report_host(h.engine, HostRow(host="boxa", started_at=T0, last_seen=now, pid=7, instance="i-1",
+                                      machine="m-1", clock_offset=-2.5))
+        row = load_host(h.engine, "boxa")
+        assert row is not None and (row.last_seen, row.instance, row.machine, row.clock_offset) == (now, "i-1", "m-1", -2.5)
+        assert load_host(h.engine, "nobody") is None
     finally:
         h.close()

@@ -24,7 +24,7 @@ def test_check_reports_the_server_and_the_schema_it_will_find(tmp_path: Path, pg
     assert "ok      store.url: postgresql+psycopg://proofwatch@127.0.0.1:" in out
     assert "PostgreSQL 1" in out and "no proofwatch schema yet: the daemon creates it at start" in out
     History(pg_url).close()
-    assert "schema 0002 (current)" in _check(tmp_path, pg_url)
+    assert "schema 0003 (current)" in _check(tmp_path, pg_url)
 
 
 def test_check_names_an_unreachable_store_without_its_password(tmp_path: Path) -> None:

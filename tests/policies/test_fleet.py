@@ -10,7 +10,11 @@ import pytest
 from policies.fleet import (
     HostState,
     claim_done,
+    duplicate_alert_key,
+    duplicate_alert_text,
     duration_text,
+    held_by_another,
+    host_taken_text,
     host_state,
     may_judge_stale,
     remote_dep,
@@ -132,3 +136,34 @@ def test_a_remote_run_counts_as_success_only_with_every_proof_ok(state, proofs, 
 )
 def test_may_judge_stale_only_after_watching_a_full_stale_after(since, now, expected) -> None:
     assert may_judge_stale(since, now, 60.0) is expected
+
+
+@pytest.mark.parametrize(
+    ("last_seen", "stopped_at", "same_machine", "alive_here", "expected"),
+    [
+        (at(-5), None, False, False, True),
+        (at(-5), None, True, True, True),
+        (at(-5), None, True, False, False),
+        (at(-5), None, None, True, True),
+        (at(-5), None, None, False, False),
+        (at(-61), None, False, False, False),
+        (at(-5), at(-5), False, True, False),
+    ],
+    ids=["fresh-from-another-machine", "fresh-and-its-daemon-alive-here", "own-previous-incarnation-killed",
+         "unknown-machine-alive-here", "unknown-machine-nothing-here", "stale-report", "stopped-cleanly"],
+)
+def test_held_by_another(last_seen, stopped_at, same_machine, alive_here, expected) -> None:
+    assert held_by_another(last_seen, stopped_at, at(0), 60.0, same_machine=same_machine,
+                           alive_here=alive_here) is expected
+
+
+def test_the_host_name_texts_name_the_host_and_the_other_daemon() -> None:
+    assert duplicate_alert_key("alpha") == "fleet:alpha:duplicate"
+    line = host_taken_text("alpha", 4242, "3d1219c7c4c5404aaa1f6d2a48adfda4", at(-3600), at(-2), at(0), 60.0)
+    assert line.startswith("host alpha: another proofwatch daemon already reports as this host (pid 4242 on "
+                           "machine 3d1219c7c4c5, running since 2026-11-25 09:02:03 UTC; last report 2s ago)")
+    assert "\n" not in line and "1m" in line
+    title, detail = duplicate_alert_text("alpha", 4242, "", at(-3600))
+    assert title == ("host alpha: another proofwatch daemon reports as this host too "
+                     "(pid 4242, running since 2026-11-25 09:02:03 UTC)")
+    assert 'host = "alpha"' in detail

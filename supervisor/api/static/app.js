@@ -326,7 +326,7 @@
   }
 
   // ---- fleet (a shared store only) --------------------------------------------------------
-  // Ages are by this daemon's clock (the other hosts' clocks may differ); a stale or stopped
+  // Ages are by the shared store's clock (hosts' own clocks may differ); a stale or stopped
   // host's jobs are shown as it last reported them, dimmed, never as live.
   function renderFleet() {
     const panel = $("fleet-panel");
@@ -339,7 +339,7 @@
     const stale = hosts.filter((h) => h.state === "stale").length;
     $("fleet-note").textContent = fleetError ? "the shared store cannot be read: " + fleetError
       : `${hosts.length} host${hosts.length === 1 ? "" : "s"}` + (stale ? ` · ${stale} stale` : "")
-        + ` · stale after ${span(fleet.host_stale_after * 1000)} without a report · ages by ${fleet.reader}'s clock`;
+        + ` · stale after ${span(fleet.host_stale_after * 1000)} without a report · ages by the store's clock`;
     $("fleet-note").dataset.error = fleetError ? "true" : "false";
     put($("fleet"), hosts.length ? hosts.map(fleetHost)
       : el("p", { class: "muted", text: fleetError ? "" : "no host has reported yet" }));
