@@ -128,7 +128,14 @@ def _register_secrets(cfg: Config) -> None:
     from supervisor.jobenv import secret_values
     from supervisor.notify import register_secret
 
+    store = _store_url(cfg) if cfg.shared_store else None
     for value in secret_values(cfg, os.environ):
+        if value == store:  # a database URL: its password is the secret, not its host or user
+            from sqlalchemy.engine import make_url
+
+            register_secret(value)
+            register_secret(make_url(value).password)  # type: ignore[arg-type]
+            continue
         register_secret(value, url="://" in value)
 
 

@@ -102,11 +102,11 @@ def store_line(doc: StatusDocument, now: datetime) -> Text | None:
     if st.ok:
         if st.kind == "sqlite":
             return None
-        return Text(f"history: {st.kind} {st.target} ok" + (f", {st.queued} rows queued" if st.queued else ""),
+        return Text(f"history: {st.kind} {st.target} ok" + (f", {st.queued} row{'' if st.queued == 1 else 's'} queued" if st.queued else ""),
                     "dim")
     since = f" for {age(now, st.failing_since)}" if st.failing_since else ""
     return Text(f"history store {st.kind} {st.target} UNREACHABLE{since}: {st.error or 'unknown error'} — "
-                f"{st.queued} rows queued, written when it is back; supervision and alerts go on",
+                f"{st.queued} row{'' if st.queued == 1 else 's'} queued, written when it is back; supervision and alerts go on",
                 "bold yellow")
 
 

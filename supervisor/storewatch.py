@@ -123,7 +123,7 @@ class StoreWatch:
             return
         store = d.store_status()
         title = (f"history store unreachable for {int(down)}s: {store.kind} {store.target} — {error}; "
-                 f"{rec.queued()} rows queued")
+                 f"{rec.queued()} row{'' if rec.queued() == 1 else 's'} queued")
         detail = (f"The daemon cannot write its history to {store.kind} {store.target} since "
                   f"{since.isoformat(timespec='seconds')}:\n  {error}\n"
                   "Supervision and local alerting go on; runs, events and alerts are kept in memory "

@@ -181,7 +181,7 @@ async def test_losing_postgresql_keeps_supervising_and_alerting_and_loses_no_his
             console.print(status_view(doc, daemon_up=True))
             screen = console.export_text()
             assert "history store postgresql 127.0.0.1:" in screen and "UNREACHABLE" in screen, screen
-            assert f"{doc.store.queued} rows queued" in screen
+            assert f"{doc.store.queued} row{'' if doc.store.queued == 1 else 's'} queued" in screen
 
             # after UNREACHABLE_AFTER the operator is told, through the local outbox
             await _hooked(receiver, ("store:unreachable", "new"))

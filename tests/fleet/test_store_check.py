@@ -62,3 +62,15 @@ def test_history_shows_this_hosts_runs_and_another_hosts_on_request(tmp_path: Pa
     assert other.returncode == 0 and "render" in other.stdout and "ingest" not in other.stdout
     local = _history(tmp_path, None, "--host", "boxb")
     assert local.returncode == 2 and "only a shared store ([store] url) holds other hosts' history" in local.stderr
+
+
+def test_logs_hide_the_store_password_but_name_its_server(tmp_path: Path) -> None:
+    code = ("from supervisor.cli import _register_secrets\nfrom supervisor.config import load_config\n"
+            "from supervisor.notify import redact\nimport sys\n_register_secrets(load_config(sys.argv[1]))\n"
+            "print(redact('history (postgresql 127.0.0.1:5/fleet) written again; '\n"
+            "             'postgresql+psycopg://proofwatch:hunter2pw@127.0.0.1:5/fleet; hunter2pw'))\n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[supervisor]\nhost = "boxa"\nallow_root = true\n[store]\n'
+                   'url = "postgresql+psycopg://proofwatch:hunter2pw@127.0.0.1:5/fleet"\n[jobs.a]\ncommand = "sleep 1"\n')
+    out = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "history (postgresql 127.0.0.1:5/fleet) written again; ***; ***"
