@@ -32,9 +32,14 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    """One server; `url(db)` gives a SQLAlchemy URL, `create_db()` a fresh database."""
+    """One server; `url(db)` gives a SQLAlchemy URL, `create_db()` a fresh database.
 
-    def __init__(self) -> None:
+    By default it trades durability for speed (fsync, synchronous_commit and full_page_writes
+    off: a test server). `durable=True` runs it with PostgreSQL's defaults for those (fsync,
+    synchronous_commit and full_page_writes on), as a production server would: for benchmarks."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         found = bin_dir()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed: run scripts/install-test-deps.sh "
@@ -68,7 +73,9 @@ class PostgresServer:
     def start(self) -> None:
         """Start (or restart) the server on its port; returns once it accepts connections."""
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                "-c max_connections=200")
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
 
     def stop(self) -> None:
