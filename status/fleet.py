@@ -30,7 +30,7 @@ Every function here blocks (call it off the event loop).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, func, select as sa_select, text, update

@@ -8,25 +8,12 @@ from rich.text import Text
 
 from policies.fleet import HostState
 from supervisor.fleetview import FleetHost, FleetView
+from supervisor.render import span
 
 _HOST_STYLE = {HostState.UP: "bold green", HostState.STALE: "bold white on red", HostState.STOPPED: "dim"}
 _JOB_STYLE = {"RUNNING": "green", "SUCCEEDED": "bold green", "STARTING": "cyan", "VERIFYING": "cyan",
               "BACKOFF": "yellow", "BLOCKED": "bold yellow", "STALLED": "bold red", "SILENT": "bold red",
               "CRASHED": "bold red", "FAILED": "red", "FATAL": "bold white on red"}
-
-
-def span(seconds: float | None) -> str:
-    """'3s', '4m12s', '2h05m', '1d3h', or '-' (as the status view writes ages)."""
-    if seconds is None:
-        return "-"
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
 def host_header(h: FleetHost) -> Text:

@@ -27,18 +27,23 @@ STATE_STYLE = {
 }
 
 
-def age(now: datetime, then: datetime | None) -> str:
-    """'3s', '4m12s', '2h', or '-'."""
-    if then is None:
+def span(seconds: float | None) -> str:
+    """'3s', '4m12s', '2h05m', '1d3h', or '-' (how the status views write ages)."""
+    if seconds is None:
         return "-"
-    secs = int(max(0.0, (now - then).total_seconds()))
-    if secs < 60:
-        return f"{secs}s"
-    if secs < 3600:
-        return f"{secs // 60}m{secs % 60:02d}s"
-    if secs < 86400:
-        return f"{secs // 3600}h{(secs % 3600) // 60:02d}m"
-    return f"{secs // 86400}d{(secs % 86400) // 3600}h"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def age(now: datetime, then: datetime | None) -> str:
+    """The span from `then` to `now` ('3s', '4m12s', ...), or '-'."""
+    return "-" if then is None else span((now - then).total_seconds())
 
 
 def status_view(doc: StatusDocument, *, daemon_up: bool, now: datetime | None = None) -> Group:
