@@ -60,7 +60,7 @@ async def test_the_fleet_section_lists_both_hosts_and_highlights_the_stale_one(p
 
             assert await page.evaluate(text("[data-host=beta] .host-state")) == "STALE"
             note = await page.evaluate(text("[data-host=beta] .stale-note"))
-            assert note.startswith("STALE — no report for 5m0") and note.endswith("(alerted by alpha)")
+            assert note.startswith("STALE — no report for 5m") and note.endswith("(alerted by alpha)")
             assert await page.evaluate(text("[data-host=beta] .badge")) == "DEGRADED 45"
             assert await page.evaluate(
                 'document.querySelector("[data-host=beta] .fleet-jobs").dataset.live') == "false"

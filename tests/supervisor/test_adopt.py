@@ -321,6 +321,7 @@ async def test_a_task_that_ended_while_no_daemon_watched_is_judged_by_its_proofs
             await anyio.sleep(0.05)
     async with running(tmp_path, table) as daemon:
         await reach(daemon, "proved", JobState.SUCCEEDED)
+        assert await daemon.recorder.flush()  # the events of that transition are in the history
         events = daemon.history.events(job="proved")
         assert any("ended while the supervisor was down (exit status unknown)" in e.reason for e in events)
         assert "proved:lost" not in daemon.alerts.active
