@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from croniter import croniter
-
 from status.models import JobState
 
 
@@ -23,6 +21,8 @@ class DepRun:
 def next_fire(expression: str, after: datetime, tz: tzinfo | None = None) -> datetime:
     """The first time strictly after `after` that matches the cron expression (in `tz`,
     default the host's local time). Returned aware, in `tz`."""
+    from croniter import croniter  # a job with a schedule only: croniter and dateutil are ~2 MB
+
     local = after.astimezone(tz)
     nxt: datetime = croniter(expression, local).get_next(datetime)
     return nxt if nxt.tzinfo else nxt.replace(tzinfo=local.tzinfo)

@@ -38,10 +38,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from status._time import as_utc
-from status.outbox import OutboxRow
 
 if TYPE_CHECKING:
-    from status.history import RunRow  # status.history imports this module (its tables)
+    from status.rows import RunRow
 
 
 _utc = as_utc
@@ -198,40 +197,28 @@ def load_claims(engine: Engine, prefix: str = "") -> list[ClaimRow]:
 def latest_runs(engine: Engine, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RunRow | None]:
     """The latest run (by start) of each (job, host) in the shared history; None for a job
     that has never run there."""
-    from status.history import RunRow
+    from status.history import run_row
+    from status.tables import RunTable
 
     out: dict[tuple[str, str], RunRow | None] = {}
     with Session(engine) as s:
         for job, host in wanted:
-            row = s.exec(select(RunRow).where(RunRow.job == job, RunRow.host == host)
-                         .order_by(col(RunRow.started_at).desc()).limit(1)).first()
-            if row is not None:
-                row.started_at = _utc(row.started_at)  # type: ignore[assignment]
-                row.ended_at = _utc(row.ended_at)
-            out[(job, host)] = row
+            row = s.exec(select(RunTable).where(RunTable.job == job, RunTable.host == host)
+                         .order_by(col(RunTable.started_at).desc()).limit(1)).first()
+            out[(job, host)] = run_row(row) if row is not None else None
     return out
-
-
-def delivered_sinks(outbox: Engine, key: str, since: datetime) -> set[str]:
-    """The sinks of a host's local outbox that have delivered a notification carrying alert
-    `key` (any event) created at or after `since`."""
-    with Session(outbox) as s:
-        rows = s.exec(select(OutboxRow).where(
-            col(OutboxRow.delivered_at).is_not(None), col(OutboxRow.created_at) >= since)).all()
-        return {r.sink for r in rows
-                if any(isinstance(i, dict) and i.get("key") == key for i in (r.payload or {}).get("alerts", []))}
 
 
 def last_start_reasons(engine: Engine, host: str, jobs: Iterable[str]) -> dict[str, str]:
     """Each of `jobs`' last start reason on `host` (the transition to STARTING), if any."""
-    from status.history import EventRow
+    from status.tables import EventTable
 
     out: dict[str, str] = {}
     with Session(engine) as s:
         for job in jobs:
-            row = s.exec(select(EventRow).where(EventRow.host == host, EventRow.job == job,
-                                                EventRow.to_state == "STARTING")
-                         .order_by(col(EventRow.id).desc()).limit(1)).first()
+            row = s.exec(select(EventTable).where(EventTable.host == host, EventTable.job == job,
+                                                  EventTable.to_state == "STARTING")
+                         .order_by(col(EventTable.id).desc()).limit(1)).first()
             if row is not None:
                 out[job] = row.reason
     return out

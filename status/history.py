@@ -1,7 +1,9 @@
 """The SQL history: runs, events (every transition with its reason) and alerts.
 
-SQLite (WAL) by default; PostgreSQL (`[store] url`) for a fleet of daemons sharing one
-history, with the same code. The schema is versioned (status.migrate, Alembic). Each daemon is
+This module is the history on a database server (PostgreSQL, `[store] url`: a fleet of
+daemons sharing one history) through SQLModel/SQLAlchemy; a SQLite history (the default) is
+status.sqlite's, through the standard library, with the same methods, rows and schema
+(`open_history` picks). `History` also opens a SQLite file, for tools that want SQLAlchemy. The schema is versioned (status.migrate, Alembic). Each daemon is
 the only writer of its own host's rows and applies changes in batches (`History.apply`), one
 transaction per batch. Readers (the CLI) open the same store concurrently.
 """
@@ -9,99 +11,36 @@ transaction per batch. Readers (the CLI) open the same store concurrently.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table, event, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, desc, select
+from sqlmodel import Session, SQLModel, col, create_engine, desc, func, select
 
 from status._time import as_utc
 from status.models import FINAL_STATES
+from status.rows import AlertRow, Batch, EventRow, HostSampleRow, OutboxRow, RowData, RunRow, columns, latest_by_job
+from status.tables import AlertTable, EventTable, RunTable
 
-import status.fleet  # noqa: F401  (registers the tables)
-import status.outbox  # noqa: F401  (registers the table)
-import status.samples  # noqa: F401  (registers the table)
-
+__all__ = ["AlertRow", "Batch", "EventRow", "History", "HostSampleRow", "OutboxRow", "RowData", "RunRow",
+           "SchemaRefused", "latest_by_job", "make_engine", "run_row"]
 
 _utc = as_utc
 
 
-class RunRow(SQLModel, table=True):
-    """One run of a job."""
-
-    __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_host_job_started_at", "host", "job", "started_at"),)  # fleet reads
-    run_id: str = Field(primary_key=True)
-    job: str = Field(index=True)
-    host: str = Field(default="", sa_column_kwargs={"server_default": ""})
-    state: str
-    started_at: datetime = Field(index=True)
-    ended_at: datetime | None = None
-    pid: int | None = None
-    pid_created: float | None = None  # the leader's create time: a reused pid is not this run
-    command: str = ""  # the argv it was started with (shell-quoted), for the operator
-    exit_code: int | None = None
-    signal: str | None = None
-    error: str | None = None
-    run_dir: str = ""
-    phase: str = ""
-    message: str = ""
-    progress: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
-    proofs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
-    last_heartbeat_at: datetime | None = None
-    last_progress_at: datetime | None = None
+def run_row(row: SQLModel) -> RunRow:
+    """A RunRow from its table's row (times in UTC)."""
+    return _row(RunRow, row)
 
 
-class EventRow(SQLModel, table=True):
-    """Something that happened to a run or job: a transition, an exit, a bad heartbeat."""
+def _row(cls: type[Any], row: SQLModel) -> Any:
+    from status.sqlite import from_db
 
-    __tablename__ = "events"
-    id: int | None = Field(default=None, primary_key=True)
-    ts: datetime = Field(index=True)
-    job: str = Field(index=True)
-    run_id: str | None = Field(default=None, index=True)
-    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})  # filled in by apply
-    kind: str  # transition | exit | heartbeat_error | control | spawn_error | supervisor | proof
-    from_state: str | None = None
-    to_state: str | None = None
-    reason: str = ""
-
-
-class AlertRow(SQLModel, table=True):
-    """An alert, from first raise to resolution."""
-
-    __tablename__ = "alerts"
-    id: str = Field(primary_key=True)  # assigned by the daemon (uuid4 hex)
-    key: str = Field(index=True)
-    job: str | None = None
-    run_id: str | None = None
-    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})  # filled in by apply
-    severity: str
-    title: str
-    detail: str
-    first_seen: datetime
-    last_seen: datetime
-    count: int = 1
-    resolved_at: datetime | None = None
-    resolution: str | None = None
-    acknowledged_at: datetime | None = None
-
-
-RowData = dict[str, Any]  # a row's columns, as the daemon hands them over (cheap to build)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Changes to apply in one transaction."""
-
-    runs: Sequence[RunRow | RowData] = ()
-    events: Sequence[EventRow | RowData] = ()
-    alerts: Sequence[AlertRow] = ()
+    return from_db(cls, {name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -199,7 +138,7 @@ class History:
 
     def _match_alerts(self, conn: Connection) -> None:
         keys = self._alert_keys
-        t = AlertRow.__table__
+        t = AlertTable.__table__  # type: ignore[attr-defined]
         q = (select(t.c.id, t.c.key)  # type: ignore[attr-defined]
              .where(t.c.key.in_(list(keys)), t.c.resolved_at.is_(None), t.c.host == (self.host or ""))  # type: ignore[attr-defined]
              .order_by(t.c.first_seen))  # type: ignore[attr-defined]
@@ -227,29 +166,29 @@ class History:
             conn = s.connection()
             if self._alert_keys:
                 self._match_alerts(conn)
-            runs = [_columns(RunRow, r) for r in batch.runs]
+            runs = [columns(RunRow, r) for r in batch.runs]
             for r in runs:
                 if not r.get("host"):
                     r["host"] = host
             guarded = [r for r in runs if r["run_id"] in self._keep_final] if self._keep_final else []
             if guarded:
                 runs = [r for r in runs if r["run_id"] not in self._keep_final]
-                _upsert(conn, RunRow.__table__, "run_id", guarded, keep_final=True)  # type: ignore[arg-type]
+                _upsert(conn, RunTable.__table__, "run_id", guarded, keep_final=True)  # type: ignore[arg-type]
             for i in range(0, len(runs), _CHUNK):
-                _upsert(conn, RunRow.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
+                _upsert(conn, RunTable.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
             if batch.events:
-                events = [_columns(EventRow, e) for e in batch.events]
+                events = [columns(EventRow, e) for e in batch.events]
                 for e in events:
                     if e.get("id") is None:
                         e.pop("id", None)  # assigned by the database
                     if not e.get("host"):
                         e["host"] = host
-                conn.execute(insert(EventRow.__table__), events)  # type: ignore[arg-type]
+                conn.execute(insert(EventTable.__table__), events)  # type: ignore[arg-type]
             for alert in batch.alerts:
                 if not alert.host:
                     alert.host = host
                 alert.id = self._alias.get(alert.id, alert.id)
-                s.merge(alert)
+                s.merge(AlertTable(**alert.model_dump()))
             s.commit()
             if guarded:
                 self._keep_final.difference_update(r["run_id"] for r in guarded)
@@ -257,79 +196,69 @@ class History:
     def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
         """The latest runs, newest first."""
         with Session(self.engine) as s:
-            q = self._scoped(select(RunRow).order_by(desc(RunRow.started_at)).limit(limit), RunRow)
+            q = self._scoped(select(RunTable).order_by(desc(RunTable.started_at)).limit(limit), RunTable)
             if job:
-                q = q.where(RunRow.job == job)
-            return [_fix_run(r) for r in s.exec(q).all()]
+                q = q.where(RunTable.job == job)
+            return [run_row(r) for r in s.exec(q).all()]
 
     def runs_in(self, states: Iterable[str]) -> list[RunRow]:
         """Every run in one of `states` (e.g. the active ones), newest first."""
         with Session(self.engine) as s:
-            q = select(RunRow).where(col(RunRow.state).in_(list(states))).order_by(desc(RunRow.started_at))
-            q = self._scoped(q, RunRow)
-            return [_fix_run(r) for r in s.exec(q).all()]
+            q = select(RunTable).where(col(RunTable.state).in_(list(states))).order_by(desc(RunTable.started_at))
+            q = self._scoped(q, RunTable)
+            return [run_row(r) for r in s.exec(q).all()]
 
     def known_ids(self, run_ids: Iterable[str]) -> set[str]:
         """Which of `run_ids` the history has."""
         ids, found = list(run_ids), set()
         with Session(self.engine) as s:
             for i in range(0, len(ids), 500):
-                found.update(s.exec(select(RunRow.run_id).where(col(RunRow.run_id).in_(ids[i:i + 500]))).all())
+                found.update(s.exec(select(RunTable.run_id).where(col(RunTable.run_id).in_(ids[i:i + 500]))).all())
         return found
 
     def run(self, run_id: str) -> RunRow | None:
         """One run by id (of this host only, when scoped: another host's run is not ours to
         show, and its events are not read here)."""
         with Session(self.engine) as s:
-            row = s.get(RunRow, run_id)
+            row = s.get(RunTable, run_id)
             if row is not None and self.scope is not None and row.host != self.scope:
                 return None
-            return _fix_run(row) if row else None
+            return run_row(row) if row else None
 
     def events(
         self, job: str | None = None, run_id: str | None = None, limit: int = 200
     ) -> list[EventRow]:
         """Events, oldest first (the last `limit` of them)."""
         with Session(self.engine) as s:
-            q = self._scoped(select(EventRow).order_by(desc(EventRow.id)).limit(limit), EventRow)
+            q = self._scoped(select(EventTable).order_by(desc(EventTable.id)).limit(limit), EventTable)
             if job:
-                q = q.where(EventRow.job == job)
+                q = q.where(EventTable.job == job)
             if run_id:
-                q = q.where(EventRow.run_id == run_id)
-            rows = list(s.exec(q).all())
-        for r in rows:
-            r.ts = _utc(r.ts)  # type: ignore[assignment]
+                q = q.where(EventTable.run_id == run_id)
+            rows = [_row(EventRow, r) for r in s.exec(q).all()]
         return rows[::-1]
 
     def alerts(self, *, active_only: bool = False, limit: int = 200) -> list[AlertRow]:
         """Alerts, newest first."""
         with Session(self.engine) as s:
-            q = self._scoped(select(AlertRow).order_by(desc(AlertRow.first_seen)).limit(limit), AlertRow)
+            q = self._scoped(select(AlertTable).order_by(desc(AlertTable.first_seen)).limit(limit), AlertTable)
             if active_only:
-                q = q.where(AlertRow.resolved_at.is_(None))  # type: ignore[union-attr]
-            rows = list(s.exec(q).all())
-        for r in rows:
-            r.first_seen = _utc(r.first_seen)  # type: ignore[assignment]
-            r.last_seen = _utc(r.last_seen)  # type: ignore[assignment]
-            r.resolved_at = _utc(r.resolved_at)
-        return rows
+                q = q.where(AlertTable.resolved_at.is_(None))  # type: ignore[union-attr]
+            return [_row(AlertRow, r) for r in s.exec(q).all()]
+
+    def last_start(self) -> tuple[EventRow | None, datetime | None]:
+        """(this host's newest "proofwatch ... started (pid ...)" event: its last daemon's
+        start; the time of its newest event at all)."""
+        with Session(self.engine) as s:
+            mine = [] if self.scope is None else [EventTable.host == self.scope]
+            started = s.exec(select(EventTable).where(EventTable.kind == "supervisor", *mine,
+                                                      col(EventTable.reason).like("proofwatch % started (pid %)"))
+                             .order_by(desc(EventTable.id)).limit(1)).first()
+            last = s.exec(select(func.max(EventTable.ts)).where(*mine)).one()
+        return (_row(EventRow, started) if started is not None else None), _utc(last)
 
 
 _CHUNK = 500  # rows per multi-row upsert (SQLite binds at most 32,766 parameters)
-
-
-def _columns(model: type[SQLModel], row: SQLModel | RowData) -> RowData:
-    """All of a row's columns; a dict's missing ones get the model's defaults."""
-    if not isinstance(row, dict):
-        return row.model_dump()
-    fields = model.model_fields
-    unknown = set(row) - set(fields)
-    if unknown:
-        raise ValueError(f"{model.__tablename__}: unknown columns {sorted(unknown)}")
-    out = {name: f.get_default(call_default_factory=True) for name, f in fields.items()
-           if name not in row and not f.is_required()}
-    out.update(row)
-    return out
 
 
 _FINAL = sorted(s.value for s in FINAL_STATES)
@@ -365,19 +294,3 @@ def _upsert(conn: Connection, table: Table, key: str, rows: list[RowData], *, ke
         stmt = dialect_insert(table).values(group)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[key], set_={name: stmt.excluded[name] for name in names if name != key}))
-
-
-def _fix_run(row: RunRow) -> RunRow:
-    row.started_at = _utc(row.started_at)  # type: ignore[assignment]
-    row.ended_at = _utc(row.ended_at)
-    row.last_heartbeat_at = _utc(row.last_heartbeat_at)
-    row.last_progress_at = _utc(row.last_progress_at)
-    return row
-
-
-def latest_by_job(rows: Iterable[RunRow]) -> dict[str, RunRow]:
-    """The newest run of each job among `rows` (which are newest first)."""
-    out: dict[str, RunRow] = {}
-    for row in rows:
-        out.setdefault(row.job, row)
-    return out

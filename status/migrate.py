@@ -13,20 +13,24 @@ up-to-date history pays one SELECT.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from status.sqlite import HEAD, SchemaTooNew  # HEAD: the newest revision in migrations/versions
+
+__all__ = ["HEAD", "SCRIPTS", "SchemaTooNew", "VERSION_TABLE_DDL", "current", "upgrade"]
+
 log = logging.getLogger(__name__)
 
-HEAD = "0003"  # the newest revision in status/migrations/versions (a test keeps them in step)
 SCRIPTS = Path(__file__).with_name("migrations")
 _LOCK_ID = 0x70726F6F66  # pg_advisory_xact_lock key: "proof"
 
 
-class SchemaTooNew(RuntimeError):
-    """The database was migrated by a newer proofwatch than this one."""
+VERSION_TABLE_DDL = ("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                     "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
 
 
 def current(conn: Connection) -> str | None:
@@ -41,11 +45,10 @@ def _create_at_head(conn: Connection) -> None:
     Alembic (tests/status/test_migrate.py proves this equals running every migration)."""
     from sqlmodel import SQLModel
 
-    import status.history  # noqa: F401  (registers every table)
+    import status.tables  # noqa: F401  (registers every table)
 
     SQLModel.metadata.create_all(conn)
-    conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                      "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+    conn.execute(text(VERSION_TABLE_DDL))
     conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD})
 
 
@@ -75,3 +78,31 @@ def upgrade(engine: Engine) -> str | None:
         command.upgrade(cfg, "head")
     log.info("history schema: %s -> %s", before or "unversioned", HEAD)
     return before
+
+
+def main(argv: list[str]) -> int:
+    """`python -m status.migrate URL`: migrate the history at URL (how status.sqlite migrates
+    a SQLite history without loading Alembic into the daemon). The last line of stderr is
+    the reason when it fails."""
+    from status.history import make_engine
+
+    if len(argv) != 1:
+        print("usage: python -m status.migrate URL", file=sys.stderr)
+        return 2
+    engine = make_engine(argv[0])
+    try:
+        upgrade(engine)
+    except SchemaTooNew as exc:
+        print(exc, file=sys.stderr)
+        return 3
+    except Exception as exc:
+        print(f"{engine.url.render_as_string(hide_password=True)}: migration failed: "
+              f"{type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -6,161 +6,125 @@ delivered; rows left undelivered by a stop are picked up by the next start. The 
 policy's state (`notify_state`, one row) is written in the same transaction as the rows it
 produced, so a decision and its notifications persist together.
 
-This module must not import status.history (history imports it to register the tables).
+The outbox is always a local SQLite file (the history's, or `state_dir/outbox.db` beside a
+shared store), so alerts go out while a shared store is down; it is written with sqlite3.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, func
-from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, delete, select
+from status.rows import OutboxRow
+from status.sqlite import SqliteDB, insert_row, parse_time, to_db
 
-from status._time import as_utc
-
-
-_utc = as_utc
+__all__ = ["Outbox", "OutboxRow"]
 
 
-class OutboxRow(SQLModel, table=True):
-    """One notification for one sink, from decision to delivery."""
-
-    __tablename__ = "outbox"
-    id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(index=True)
-    sink: str = Field(index=True)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    attempts: int = 0
-    next_attempt_at: datetime | None = Field(default=None, index=True)
-    delivered_at: datetime | None = Field(default=None, index=True)
-    last_error: str | None = None
-    duration_ms: float | None = None  # of the last attempt
-
-
-class NotifyStateRow(SQLModel, table=True):
-    """The notification policy's memory (one row, id 1)."""
-
-    __tablename__ = "notify_state"
-    id: int = Field(default=1, primary_key=True)
-    updated_at: datetime
-    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-
-
-def _fix(row: OutboxRow) -> OutboxRow:
-    row.created_at = _utc(row.created_at)  # type: ignore[assignment]
-    row.next_attempt_at = _utc(row.next_attempt_at)
-    row.delivered_at = _utc(row.delivered_at)
-    return row
+def outbox_db(engine: Any) -> SqliteDB:
+    """The SQLite file an outbox lives in: a SqliteDB, a SQLAlchemy engine on a SQLite file,
+    or a path."""
+    if isinstance(engine, SqliteDB):
+        return engine
+    url = getattr(engine, "url", None)
+    if url is not None:
+        if url.get_backend_name() != "sqlite" or not url.database:
+            raise ValueError(f"the notification outbox is a local SQLite file, not {url.get_backend_name()}")
+        return SqliteDB(url.database)
+    return SqliteDB(engine)
 
 
 class Outbox:
-    """Outbox access on a history engine; every method is blocking (call it off the loop)."""
+    """Outbox access on the history's SQLite file; every method blocks (call it off the loop)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Any) -> None:
+        self.engine = outbox_db(engine)
 
     def create(self) -> None:
-        """Create the outbox tables if they are missing."""
-        tables = [OutboxRow.__table__, NotifyStateRow.__table__]  # type: ignore[attr-defined]
-        SQLModel.metadata.create_all(self.engine, tables=tables)
+        """Create the history's tables (the outbox's among them) if the file has none."""
+        self.engine.upgrade()
 
     def add(
         self, rows: Sequence[OutboxRow], state: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> list[int]:
         """Insert rows (and replace the policy state) in one transaction; return the row ids."""
-        with Session(self.engine, expire_on_commit=False) as s:
+        with self.engine.write() as conn:
             for row in rows:
-                s.add(row)
+                values = row.model_dump()
+                values.pop("id")
+                row.id = insert_row(conn, "outbox", values)
             if state is not None:
-                s.merge(NotifyStateRow(id=1, updated_at=now or datetime.now(timezone.utc), state=state))
-            s.commit()
-            return [row.id for row in rows if row.id is not None]
+                conn.execute("INSERT INTO notify_state (id, updated_at, state) VALUES (1, ?, ?) ON CONFLICT (id) "
+                             "DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state",
+                             (to_db(now or datetime.now(timezone.utc)), to_db(state)))
+        return [row.id for row in rows if row.id is not None]
 
     def load_state(self) -> dict[str, Any] | None:
         """The last policy state written, if any."""
-        with Session(self.engine) as s:
-            row = s.get(NotifyStateRow, 1)
-            return dict(row.state) if row is not None else None
+        value = self.engine.scalar("SELECT state FROM notify_state WHERE id = 1")
+        return dict(json.loads(value)) if value is not None else None
 
     def due(self, sink: str, now: datetime, limit: int = 20) -> list[OutboxRow]:
         """Undelivered rows of `sink` whose next attempt is due, oldest first."""
-        with Session(self.engine) as s:
-            q = (select(OutboxRow)
-                 .where(OutboxRow.sink == sink, col(OutboxRow.delivered_at).is_(None),
-                        col(OutboxRow.next_attempt_at) <= now)
-                 .order_by(col(OutboxRow.next_attempt_at), col(OutboxRow.id)).limit(limit))
-            return [_fix(r) for r in s.exec(q).all()]
+        return self.engine.select(OutboxRow, "sink = ? AND delivered_at IS NULL AND next_attempt_at <= ?",
+                                  [sink, now], order="next_attempt_at, id", limit=limit)
 
     def next_attempt(self, sink: str) -> datetime | None:
         """When the earliest undelivered row of `sink` is due, if there is one."""
-        with Session(self.engine) as s:
-            q = select(func.min(OutboxRow.next_attempt_at)).where(
-                OutboxRow.sink == sink, col(OutboxRow.delivered_at).is_(None))
-            return _utc(s.exec(q).one())
+        return parse_time(self.engine.scalar(
+            "SELECT min(next_attempt_at) FROM outbox WHERE sink = ? AND delivered_at IS NULL", [sink]))
 
     def record(
         self, row_id: int, *, now: datetime, duration_ms: float, error: str | None,
         next_attempt_at: datetime | None = None,
     ) -> None:
         """Record one attempt: delivered when `error` is None, else the error and the retry time."""
-        with Session(self.engine) as s:
-            row = s.get(OutboxRow, row_id)
-            if row is None:
-                return
-            row.attempts += 1
-            row.duration_ms = round(duration_ms, 1)
-            row.last_error = error
-            if error is None:
-                row.delivered_at = now
-            elif next_attempt_at is not None:
-                row.next_attempt_at = next_attempt_at
-            s.add(row)
-            s.commit()
+        sets = "attempts = attempts + 1, duration_ms = ?, last_error = ?"
+        params: list[Any] = [round(duration_ms, 1), error]
+        if error is None:
+            sets += ", delivered_at = ?"
+            params.append(now)
+        elif next_attempt_at is not None:
+            sets += ", next_attempt_at = ?"
+            params.append(next_attempt_at)
+        with self.engine.write() as conn:
+            conn.execute(f"UPDATE outbox SET {sets} WHERE id = ?", [to_db(p) for p in params] + [row_id])
 
     def reschedule(self, row_id: int, next_attempt_at: datetime) -> None:
         """Move an undelivered row's next attempt."""
-        with Session(self.engine) as s:
-            row = s.get(OutboxRow, row_id)
-            if row is not None and row.delivered_at is None:
-                row.next_attempt_at = next_attempt_at
-                s.add(row)
-                s.commit()
+        with self.engine.write() as conn:
+            conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
+                         (to_db(next_attempt_at), row_id))
 
     def retry_now(self, now: datetime) -> int:
         """Make every undelivered row due at `now` (after a restart); return how many there are."""
-        with Session(self.engine) as s:
-            rows = list(s.exec(select(OutboxRow).where(col(OutboxRow.delivered_at).is_(None))).all())
-            for row in rows:
-                row.next_attempt_at = now
-                s.add(row)
-            s.commit()
-            return len(rows)
+        with self.engine.write() as conn:
+            return conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE delivered_at IS NULL",
+                                (to_db(now),)).rowcount
 
     def undelivered_count(self, sink: str | None = None) -> int:
         """How many rows (of `sink`, or of all sinks) are not delivered yet."""
-        with Session(self.engine) as s:
-            q = select(func.count()).select_from(OutboxRow).where(col(OutboxRow.delivered_at).is_(None))
-            if sink is not None:
-                q = q.where(OutboxRow.sink == sink)
-            return int(s.exec(q).one())
+        if sink is None:
+            return int(self.engine.scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))
+        return int(self.engine.scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND sink = ?", [sink]))
 
     def rows(self, *, undelivered_only: bool = False, limit: int = 200) -> list[OutboxRow]:
         """Rows, newest first."""
-        with Session(self.engine) as s:
-            q = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
-            if undelivered_only:
-                q = q.where(col(OutboxRow.delivered_at).is_(None))
-            return [_fix(r) for r in s.exec(q).all()]
+        return self.engine.select(OutboxRow, "delivered_at IS NULL" if undelivered_only else "",
+                                  order="id DESC", limit=limit)
+
+    def delivered_sinks(self, key: str, since: datetime) -> set[str]:
+        """The sinks that have delivered a notification carrying alert `key` (any event)
+        created at or after `since`."""
+        rows = self.engine.select(OutboxRow, "delivered_at IS NOT NULL AND created_at >= ?", [since])
+        return {r.sink for r in rows
+                if any(isinstance(i, dict) and i.get("key") == key for i in (r.payload or {}).get("alerts", []))}
 
     def prune(self, delivered_before: datetime) -> int:
         """Delete rows delivered before the given time; return how many."""
-        with Session(self.engine) as s:
-            delivered = col(OutboxRow.delivered_at)
-            result = s.exec(delete(OutboxRow).where(
-                delivered.is_not(None), delivered < delivered_before))
-            s.commit()
-            return int(result.rowcount or 0)
+        with self.engine.write() as conn:
+            return conn.execute("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                                (to_db(delivered_before),)).rowcount

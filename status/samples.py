@@ -5,6 +5,9 @@ up to 30 days; older samples are deleted. Buckets are aligned to the epoch, and 
 sample with the lowest score survives (ties: the earliest), so an incident outlives the
 downsampling that would otherwise average it away. Timestamps are stored and read in UTC
 (a naive one is taken to be UTC already).
+
+`engine` is the history's: a status.sqlite.SqliteDB (the default) or a SQLAlchemy engine (a
+database server); SQLAlchemy is imported only for the latter.
 """
 
 from __future__ import annotations
@@ -12,30 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import JSON, Column, delete
-from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, select
+from status.rows import HostSampleRow
+from status.sqlite import SqliteDB, insert_row
 
 __all__ = ["RETENTION", "HostSampleRow", "Tier", "keep", "load_samples", "prune_samples",
            "save_sample"]
-
-
-class HostSampleRow(SQLModel, table=True):
-    """One host-health sample (or the survivor of a downsampled bucket)."""
-
-    __tablename__ = "host_samples"
-    id: int | None = Field(default=None, primary_key=True)
-    ts: datetime = Field(index=True)
-    host: str = Field(default="", index=True, sa_column_kwargs={"server_default": ""})
-    cpu_pct: float
-    load1: float
-    mem_pct: float
-    swap_pct: float
-    disk: dict[str, float | None] = Field(default_factory=dict, sa_column=Column(JSON))
-    temp_c: float | None = None
-    score: int
-    label: str
 
 
 @dataclass(frozen=True)
@@ -79,44 +65,85 @@ def keep(rows: Iterable[HostSampleRow], now: datetime,
     return sorted(survivors.values(), key=lambda r: _utc(r.ts))
 
 
-def save_sample(engine: Engine, row: HostSampleRow) -> None:
-    """Append one sample."""
+def save_sample(engine: Any, row: HostSampleRow) -> None:
+    """Append one sample (its id is set)."""
     row.ts = _utc(row.ts)
+    values = row.model_dump()
+    values.pop("id")
+    if isinstance(engine, SqliteDB):
+        with engine.write() as conn:
+            row.id = insert_row(conn, "host_samples", values)
+        return
+    from sqlmodel import Session
+
+    from status.tables import HostSampleTable
+
     with Session(engine) as s:
-        s.add(row)
+        stored = HostSampleTable(**values)
+        s.add(stored)
         s.commit()
+        row.id = stored.id
 
 
-def prune_samples(engine: Engine, now: datetime, tiers: Sequence[Tier] = RETENTION,
-                  host: str | None = None) -> int:
-    """Delete what `keep` does not keep (in one transaction); return how many rows went.
-    With `host`, only that host's samples (a daemon prunes its own in a shared store)."""
-    cutoff = _utc(now) - tiers[0].max_age if tiers[0].step is None else None
+def _select(engine: Any, *, host: str | None, before: datetime | None = None, since: datetime | None = None,
+            limit: int | None = None) -> list[HostSampleRow]:
+    """Samples (of `host`; older than `before`; at or after `since`), newest first with a limit."""
+    if isinstance(engine, SqliteDB):
+        where, params = [], []  # type: ignore[var-annotated]
+        for cond, value in (("host = ?", host), ("ts < ?", before), ("ts >= ?", since)):
+            if value is not None:
+                where.append(cond)
+                params.append(value)
+        return engine.select(HostSampleRow, " AND ".join(where), params,
+                             order="ts DESC" if limit is not None else "", limit=limit)
+    from sqlmodel import Session, col, select
+
+    from status.history import _row
+    from status.tables import HostSampleTable as T
+
     with Session(engine) as s:
-        q = select(HostSampleRow)
+        q = select(T)
+        if limit is not None:
+            q = q.order_by(col(T.ts).desc()).limit(limit)
         if host is not None:
-            q = q.where(HostSampleRow.host == host)
-        if cutoff is not None:  # the first tier keeps everything: no need to read it
-            q = q.where(col(HostSampleRow.ts) < cutoff)
-        rows = list(s.exec(q).all())
-        kept = {row.id for row in keep(rows, now, tiers)}
-        doomed = [row.id for row in rows if row.id not in kept]
+            q = q.where(T.host == host)
+        if before is not None:
+            q = q.where(col(T.ts) < before)
+        if since is not None:
+            q = q.where(col(T.ts) >= since)
+        return [_row(HostSampleRow, r) for r in s.exec(q).all()]
+
+
+def prune_samples(engine: Any, now: datetime, tiers: Sequence[Tier] = RETENTION,
+                  host: str | None = None) -> int:
+    """Delete what `keep` does not keep; return how many rows went. With `host`, only that
+    host's samples (a daemon prunes its own in a shared store)."""
+    cutoff = _utc(now) - tiers[0].max_age if tiers[0].step is None else None
+    rows = _select(engine, host=host, before=cutoff)  # the first tier keeps everything: not read
+    kept = {row.id for row in keep(rows, now, tiers)}
+    doomed = [row.id for row in rows if row.id not in kept]
+    if not doomed:
+        return 0
+    if isinstance(engine, SqliteDB):
+        with engine.write() as conn:
+            for start in range(0, len(doomed), 500):
+                part = doomed[start:start + 500]
+                conn.execute(f"DELETE FROM host_samples WHERE id IN ({','.join('?' * len(part))})", part)
+        return len(doomed)
+    from sqlmodel import Session, col, delete
+
+    from status.tables import HostSampleTable as T
+
+    with Session(engine) as s:
         for start in range(0, len(doomed), 500):
-            s.exec(delete(HostSampleRow).where(
-                col(HostSampleRow.id).in_(doomed[start:start + 500])))
+            s.exec(delete(T).where(col(T.id).in_(doomed[start:start + 500])))  # type: ignore[call-overload]
         s.commit()
     return len(doomed)
 
 
-def load_samples(engine: Engine, since: datetime | None = None,
+def load_samples(engine: Any, since: datetime | None = None,
                  limit: int = 10_000, host: str | None = None) -> list[HostSampleRow]:
     """Stored samples (UTC timestamps), oldest first: the newest `limit` since `since` (of
     `host` only, when given)."""
-    with Session(engine) as s:
-        q = select(HostSampleRow).order_by(col(HostSampleRow.ts).desc()).limit(limit)
-        if host is not None:
-            q = q.where(HostSampleRow.host == host)
-        if since is not None:
-            q = q.where(col(HostSampleRow.ts) >= _utc(since))
-        rows = list(s.exec(q).all())
+    rows = _select(engine, host=host, since=_utc(since) if since is not None else None, limit=limit)
     return rows[::-1]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from status.history import AlertRow
+from status.rows import AlertRow
 from status.models import AlertStatus, Severity
 from supervisor.recorder import Recorder
 

@@ -243,14 +243,19 @@ def _rebuild_status(cfg: Config) -> None:
     _store_url(cfg)
     if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history to rebuild {cfg.status_file.name} from (has the daemon run?)")
-    from sqlalchemy.exc import SQLAlchemyError
+    import sqlite3
 
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    if cfg.shared_store:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        errors += (SQLAlchemyError,)
     now = datetime.now(timezone.utc)
     try:
         doc = rebuild(cfg, now)
-    except SQLAlchemyError as exc:
+    except errors as exc:
         from status.history import make_engine
-        from supervisor.fleetview import store_target
+        from status.backend import store_target
         from supervisor.recorder import error_text
 
         where = store_target(make_engine(_store_url(cfg))) if cfg.shared_store else cfg.history_db
@@ -432,24 +437,29 @@ def _store_url(cfg: Config) -> str:
 def _open_history(cfg: Config, host: str | None = None) -> History:
     """The history for reading, scoped to this config's host or `host` (fails clearly when
     there is none)."""
-    from status.history import History
+    from status.backend import open_history
 
     if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history yet (has the daemon run?)")
-    return History(_store_url(cfg), create=False, host=host or cfg.host, scoped=cfg.shared_store)
+    return open_history(_store_url(cfg), create=False, host=host or cfg.host, scoped=cfg.shared_store)  # type: ignore[no-any-return]
 
 
 @contextmanager
 def _history(cfg: Config, host: str | None = None) -> Iterator[History]:
     """`_open_history` for a few reads: a store that cannot be read fails in one line (which
     store, the driver's reason), never a traceback."""
-    from sqlalchemy.exc import SQLAlchemyError
+    import sqlite3
 
     h = _open_history(cfg, host)
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    if "sqlalchemy" in sys.modules:  # a database server's history
+        from sqlalchemy.exc import SQLAlchemyError
+
+        errors += (SQLAlchemyError,)
     try:
         yield h
-    except SQLAlchemyError as exc:
-        from supervisor.fleetview import store_target
+    except errors as exc:
+        from status.backend import store_target
         from supervisor.recorder import error_text
 
         fail(f"{store_target(h.engine)}: cannot read the history: {error_text(exc).splitlines()[0]}")

@@ -26,7 +26,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from croniter import croniter  # type: ignore[import-untyped]
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
                       Strict, ValidationError, ValidatorFunctionWrapHandler, model_validator)
 from pydantic_core import InitErrorDetails
@@ -161,6 +160,8 @@ _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("m
 
 def _cron_problem(expr: str) -> str | None:
     """Return why `expr` is not a usable 5- or 6-field cron expression, or None."""
+    from croniter import croniter  # type: ignore[import-untyped]  # with a schedule only (~2 MB)
+
     if expr.startswith("@"):
         return None if croniter.is_valid(expr) else "unknown @-alias"
     fields = expr.split()

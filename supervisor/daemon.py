@@ -32,7 +32,8 @@ from policies.runtime import too_fast
 from policies.stall import is_stalled, stall_deadline
 from policies.startup import classify_adopted_exit, classify_exit, describe_exit, is_silent, silent_deadline
 from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
-from status.history import History, RowData
+from status.backend import store_parts, store_target
+from status.rows import RowData
 from status.models import JobState, RunSummary, Severity, StatusDocument, StoreStatus, SupervisorStatus
 from supervisor import adopt, details, intake, procinfo, selfwatch
 from supervisor.hostwatch import HostWatch
@@ -42,7 +43,6 @@ from supervisor.config import Config, ConfigError, EnvError, load_config, resolv
 from supervisor.control import ApiServer, check_not_running, serve_control
 from supervisor.diskfull import DiskWatch
 from supervisor.durations import format_duration, parse_duration
-from supervisor.fleet import FleetWatch
 from supervisor.jobenv import job_environment
 from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
@@ -116,7 +116,7 @@ class Daemon:
         self._full_pass = True
         self._runs_prefix = str(config.runs_dir) + os.sep
         self._rng = random.Random()
-        self.history: History
+        self.history: Any  # status.sqlite.SqliteHistory, or status.history.History on a server
         self.offline: str | None = None  # why the shared store could not be reached at start
         self.recorder: Recorder
         self.alerts: AlertBook
@@ -124,7 +124,7 @@ class Daemon:
         self.hostwatch: HostWatch | None = None
         self.notifier: NotifyLoop | None = None
         self.api: ApiServer | None = None
-        self.fleet: FleetWatch | None = None  # with a shared store: reports, stale hosts, remote `after`
+        self.fleet: Any = None  # supervisor.fleet.FleetWatch  # with a shared store: reports, stale hosts, remote `after`
         self.changes = 0  # notify_change() calls so far (the API's event streams compare it)
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -156,6 +156,8 @@ class Daemon:
         self.hostwatch = HostWatch(self)
         self.notifier = NotifyLoop(self)
         if cfg.shared_store:
+            from supervisor.fleet import FleetWatch  # SQLAlchemy: only with a shared store
+
             self.fleet = FleetWatch(self)
 
         async with anyio.create_task_group() as tg:
@@ -1031,10 +1033,8 @@ class Daemon:
     def store_status(self) -> StoreStatus:
         """The `store` section: the history's target (no password) and whether writes succeed."""
         rec = getattr(self, "recorder", None)
-        url = self.history.engine.url if hasattr(self, "history") else None
-        kind = url.get_backend_name() if url is not None else "sqlite"
-        target = (url.database or "" if kind == "sqlite" else
-                  f"{url.host or ''}:{url.port or 5432}/{url.database or ''}") if url is not None else ""
+        kind, target = ("sqlite", "") if not hasattr(self, "history") else (
+            store_parts(self.history.engine)[0], store_target(self.history.engine))
         if rec is None:
             return StoreStatus(kind=kind, target=target)
         error, since = rec.failing.get(rec.history_name), rec.failing_since

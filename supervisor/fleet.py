@@ -85,7 +85,6 @@ from policies.triggers import DepRun
 from status.fleet import (
     ClaimRow,
     HostRow,
-    delivered_sinks,
     finish_claim,
     last_start_reasons,
     latest_runs,
@@ -97,7 +96,8 @@ from status.fleet import (
     store_now,
     try_claim,
 )
-from status.history import RunRow, make_engine
+from status.history import RunRow
+from status.outbox import Outbox
 from status.models import FleetHostStatus, FleetStatus, JobState, Severity
 from supervisor.adopt import create_time
 from supervisor.config import split_dep
@@ -243,7 +243,7 @@ class FleetWatch:
         self._watching_since: datetime | None = None  # first good exchange since start or the last failure
         self._lock = threading.Lock()  # the last report is the last: no tick's report after it
         self._closed = False
-        self._outbox: Engine | None = None
+        self._outbox: Outbox | None = None
 
     # ---- the daemon's side -----------------------------------------------------------------
 
@@ -323,7 +323,7 @@ class FleetWatch:
             log.warning("fleet: the last report of host %s took over %gs; not waiting for it",
                         self.daemon.hostname, FINAL_REPORT_WAIT)
         if self._outbox is not None:
-            self._outbox.dispose()
+            self._outbox.engine.close()
 
     # ---- one report ------------------------------------------------------------------------
 
@@ -428,7 +428,7 @@ class FleetWatch:
                 continue
             delivered: set[str] = set()
             if check.first_seen is not None and check.sinks and not check.acknowledged:
-                delivered = delivered_sinks(self._outbox_engine(), check.alert, check.first_seen)
+                delivered = self._outbox_db().delivered_sinks(check.alert, check.first_seen)
             if claim_done(check.sinks, delivered, check.first_seen is not None, check.acknowledged):
                 finish_claim(engine, key, me, now)
                 seen.finished.add(key)
@@ -468,9 +468,9 @@ class FleetWatch:
             return before
         return None
 
-    def _outbox_engine(self) -> Engine:
+    def _outbox_db(self) -> Outbox:
         if self._outbox is None:
-            self._outbox = make_engine(self.daemon.config.outbox_db)
+            self._outbox = Outbox(self.daemon.config.outbox_db)
         return self._outbox
 
     def _apply(self, seen: _Seen, now: datetime) -> None:

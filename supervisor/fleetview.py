@@ -19,16 +19,19 @@ have changed since.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import inspect
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from policies.fleet import HostState, host_state, stale_claim_key
 from status._time import as_utc
-from status.fleet import ClaimRow, HostRow, load_claims, load_hosts, store_now
+from status.backend import store_target
+
+if TYPE_CHECKING:  # the fleet's tables are SQLModel's: loaded when a fleet is read (a shared store)
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from status.fleet import ClaimRow, HostRow
 
 STALE_CLAIMS = "stale:"
 
@@ -183,18 +186,14 @@ class FleetReadError(Exception):
         self.message = message
 
 
-def store_target(engine: Engine) -> str:
-    """The store as people name it: host:port/database, or the SQLite file (never a password)."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return url.database or ""
-    return f"{url.host or ''}:{url.port or 5432}/{url.database or ''}"
-
-
 def read_view(engine: Engine, now: datetime | None, stale_after: float, reader: str) -> FleetView:
     """The fleet from the store (blocks), judged at `now`: None reads the store's clock in the
     same exchange (what every reader should do; a reader's own clock is off by its skew).
     FleetReadError when the store cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from status.fleet import load_claims, load_hosts, store_now
+
     try:
         at = store_now(engine) if now is None else now
         return build_view(load_hosts(engine), load_claims(engine, STALE_CLAIMS), at, stale_after, reader)
@@ -203,9 +202,12 @@ def read_view(engine: Engine, now: datetime | None, stale_after: float, reader: 
 
 
 def _why(engine: Engine, exc: SQLAlchemyError) -> str:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
     target = store_target(engine)
     try:
-        reported = inspect(engine).has_table(HostRow.__tablename__)  # type: ignore[arg-type]
+        reported = inspect(engine).has_table("hosts")
     except SQLAlchemyError:
         reported = True  # not even that could be read: the first error says why
     if not reported:

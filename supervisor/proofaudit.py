@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from status.history import History, RunRow
+from status.rows import RunRow
 from supervisor.proofs import DATA_PREFIX, sha256_of
 
 
@@ -22,7 +22,7 @@ class Audit:
     detail: str
 
 
-def find_run(history: History, job: str, run_id: str | None) -> RunRow | None:
+def find_run(history: Any, job: str, run_id: str | None) -> RunRow | None:
     """The job's newest run, or the one whose id ends with / equals `run_id`."""
     for row in history.runs(job=job, limit=1000):
         if run_id is None or row.run_id == run_id or row.run_id.endswith(run_id):

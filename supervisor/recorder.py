@@ -43,13 +43,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 import anyio
 import anyio.to_thread
 
-from status.history import AlertRow, Batch, EventRow, History, RowData, RunRow
+from status.backend import store_parts
+from status.rows import AlertRow, Batch, EventRow, RowData, RunRow
 from supervisor.confine import printable
 from supervisor.diskfull import no_space
 
@@ -65,7 +63,7 @@ _DATABASE_WIDE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.
                             sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
                             sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH})
 
-EngineCall = Callable[[Engine], object]
+EngineCall = Callable[[Any], object]  # given the history's engine (a SqliteDB, or SQLAlchemy's)
 
 
 @dataclass
@@ -79,15 +77,14 @@ class _Outcome:
 class Recorder:
     """Batches history writes and alert log lines."""
 
-    def __init__(self, history: History, alerts_log: Path, *, on_write: WriteReport | None = None) -> None:
-        self.history = history
+    def __init__(self, history: Any, alerts_log: Path, *, on_write: WriteReport | None = None) -> None:
+        self.history = history  # a status.sqlite.SqliteHistory, or a status.history.History
         self.alerts_log = alerts_log
-        url = history.engine.url
-        db = url.database if url.get_backend_name() == "sqlite" else None
+        kind, host, port, database = store_parts(history.engine)
+        db = database if kind == "sqlite" else None
         self.history_path = Path(db) if db else alerts_log.with_name("history.db")
         # how the history is named in errors and status.json: its file, or the server (no password)
-        self.history_name = self.history_path.name if db else (
-            f"history ({url.get_backend_name()} {url.host or ''}:{url.port or ''}/{url.database or ''})")
+        self.history_name = self.history_path.name if db else f"history ({kind} {host}:{port or ''}/{database})"
         self.on_write = on_write or (lambda what, path, exc: None)
         self._runs: dict[str, RunRow | RowData] = {}
         self._events: list[EventRow | RowData] = []
@@ -357,7 +354,7 @@ def connection_lost(exc: BaseException) -> bool:
     DBAPIError that invalidated its connection, around psycopg's OperationalError /
     InterfaceError. Not SQLite: its errors are about the file (see `_database_wide`)."""
     for cur in _chain(exc):
-        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+        if getattr(cur, "connection_invalidated", False) is True:  # SQLAlchemy's DBAPIError
             return True
         if isinstance(cur, sqlite3.Error):
             return False
@@ -384,11 +381,16 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _sqlalchemy_error(exc: BaseException, *names: str) -> bool:
+    """Whether `exc` is one of SQLAlchemy's exceptions `names` (without importing it)."""
+    return any(c.__module__ == "sqlalchemy.exc" and c.__name__ in names for c in type(exc).__mro__)
+
+
 def _database_wide(exc: BaseException) -> bool:
     """Whether `exc` is about the disk or the database (full, locked, read-only, broken,
     unreachable), not about the row being written: such rows are kept and retried, never
     quarantined, and never split into one write per row."""
-    if no_space(exc) is not None or isinstance(exc, (OSError, OperationalError, InterfaceError)):
+    if no_space(exc) is not None or isinstance(exc, OSError) or _sqlalchemy_error(exc, "OperationalError", "InterfaceError"):
         return True
     if connection_lost(exc):
         return True

@@ -27,7 +27,7 @@ import anyio.to_thread
 import psutil
 
 from policies.triggers import DepRun, next_fire
-from status.history import AlertRow, RunRow, latest_by_job
+from status.rows import AlertRow, RunRow, latest_by_job
 from status.models import JobState, RunSummary, Severity, StatusDocument
 from status.store import StatusFileError, read_status
 from supervisor import adopt, intake, procinfo

@@ -17,10 +17,11 @@ import re
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlmodel import Session, col, desc, func, select
 
-from status.history import AlertRow, EventRow, History, RunRow, latest_by_job
+from status.backend import open_history
+from status.rows import AlertRow, RunRow, latest_by_job
 from status.models import (
     AlertStatus,
     JobState,
@@ -100,23 +101,12 @@ def rebuild(config: Config, now: datetime) -> StatusDocument:
     active are shown as recorded, each with a note, and a `supervisor:down` alert says so."""
     from supervisor.daemon import VERSION
 
-    history = History(config.store_url, create=False, host=config.host,
-                      scoped=config.shared_store)
-    mine = [EventRow.host == config.host] if config.shared_store else []
+    history = open_history(config.store_url, create=False, host=config.host, scoped=config.shared_store)
     try:
-        with Session(history.engine) as s:
-            started = s.exec(select(EventRow).where(EventRow.kind == "supervisor", *mine,
-                                                    col(EventRow.reason).like("proofwatch % started (pid %)"))
-                             .order_by(desc(EventRow.id)).limit(1)).first()
-            last_ts = s.exec(select(func.max(EventRow.ts)).where(*mine)).one()
+        started, last_ts = history.last_start()
         rows = history.runs(limit=5000)
         alerts = history.alerts(active_only=True, limit=1000)
-        outbox = History(config.outbox_db, create=False) if config.shared_store else history
-        try:
-            depth, silences = _notify(outbox, now)
-        finally:
-            if outbox is not history:
-                outbox.close()
+        depth, silences = _notify(config.outbox_db if config.shared_store else history.engine, now)
     finally:
         history.close()
     match = _STARTED.search(started.reason) if started else None
@@ -173,14 +163,14 @@ def _down_alert(active: list[RunRow], last_heard: datetime, now: datetime) -> Al
                        first_seen=last_heard, last_seen=now)
 
 
-def _notify(history: History, now: datetime) -> tuple[int, list[SilenceStatus]]:
+def _notify(db: Any, now: datetime) -> tuple[int, list[SilenceStatus]]:
     from pydantic import ValidationError
 
     from policies.alerting import NotifyState, active_silences
     from status.outbox import Outbox
 
-    outbox = Outbox(history.engine)
     try:
+        outbox = Outbox(db)
         depth, raw = outbox.undelivered_count(), outbox.load_state()
     except Exception as exc:  # no outbox tables: the daemon never notified anything
         log.debug("no outbox in the history: %s", exc)

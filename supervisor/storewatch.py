@@ -38,18 +38,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from sqlalchemy.engine import make_url
-
-from status.history import History
+from status.backend import open_history as _open
 from status.models import Severity
-from supervisor.fleet import HostNameTaken, check_host_name
 from supervisor.recorder import connection_lost, error_text
 
 if TYPE_CHECKING:
+    from status.history import History
     from supervisor.config import Config
     from supervisor.daemon import Daemon
 
@@ -60,20 +58,27 @@ UNREACHABLE_AFTER = 30.0  # seconds of failing writes before the alert
 CHECK_EVERY = 1.0
 
 
-def open_history(cfg: Config) -> tuple[History, str | None]:
+def open_history(cfg: Config) -> tuple[Any, str | None]:
     """The daemon's history, migrated to the current schema, and None. When a shared store
     cannot be reached at start: a history that migrates at its first write, and the error
     (one line, without the password), logged as a warning: the daemon starts without the
-    store (supervisor/restore.py restores from status.json) and catches up when it returns."""
+    store (supervisor/restore.py restores from status.json) and catches up when it returns.
+    A private (SQLite) history is status.sqlite's: SQLAlchemy is loaded for a shared store only."""
+    if not cfg.shared_store:
+        return _open(cfg.store_url, host=cfg.host, scoped=False), None
+    from sqlalchemy.engine import make_url
+
+    from status.history import History
+    from supervisor.fleet import HostNameTaken
+
     try:
-        history = History(cfg.store_url, host=cfg.host, scoped=cfg.shared_store)
-        if cfg.shared_store:
-            _check_host_name(history, cfg)
+        history = History(cfg.store_url, host=cfg.host, scoped=True)
+        _check_host_name(history, cfg)
         return history, None
     except HostNameTaken:
         raise
     except Exception as exc:
-        if not (cfg.shared_store and connection_lost(exc)):
+        if not connection_lost(exc):
             raise  # SchemaTooNew, a permission refused...: fatal, one line (supervisor/cli.py)
         error = error_text(exc)
     url = make_url(cfg.store_url)
@@ -87,6 +92,8 @@ def open_history(cfg: Config) -> tuple[History, str | None]:
 def _check_host_name(history: History, cfg: Config) -> None:
     """Refuse (HostNameTaken, closing the history) when another live daemon reports as this
     host. A failure to check is logged, not fatal: the fleet's reports check again."""
+    from supervisor.fleet import HostNameTaken, check_host_name
+
     try:
         check_host_name(history.engine, cfg.host, cfg.fleet.host_stale_after)
     except HostNameTaken:

@@ -11,7 +11,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from status.history import EventRow, RunRow
+from status.rows import EventRow, RunRow
 from status.models import JobState, ProofStatus
 from status.samples import load_samples
 from status.store import dump_status

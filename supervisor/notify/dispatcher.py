@@ -16,7 +16,7 @@ All log lines go through `redact`; sink URLs and secrets are registered with it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import logging
 import math
@@ -32,12 +32,10 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from policies.alerting import (AlertView, Notification, NotifySettings, NotifyState, Plan, Silence,
                                SinkRule, active_silences, plan_notifications, silence, unsilence)
-from status.history import History, make_engine
 from status.models import Severity
 from status.outbox import Outbox, OutboxRow
 from supervisor.config import AlertSink, AlertsSettings
@@ -92,7 +90,7 @@ class Dispatcher:
     def __init__(
         self,
         sinks_config: AlertsSettings | Sequence[AlertSink],
-        history: History | Engine | str | Path,
+        history: Any,
         clock: Clock | None = None,
         *,
         base_dir: Path | None = None,
@@ -101,8 +99,7 @@ class Dispatcher:
     ) -> None:
         settings = (sinks_config if isinstance(sinks_config, AlertsSettings)
                     else AlertsSettings(sinks=list(sinks_config)))
-        engine = history.engine if isinstance(history, History) else (
-            history if isinstance(history, Engine) else make_engine(history))
+        engine = getattr(history, "engine", history)  # a history, its engine, or the outbox's file
         install_log_filter()
         self.settings = NotifySettings(repeat_every=settings.repeat_every,
                                        escalate_after=settings.escalate_after,

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect
 from status.fleet import HostRow, finish_claim, load_claims, load_hosts, renew_claims, report_host, try_claim
 from status.history import AlertRow, Batch, History
 from status.migrate import HEAD, SCRIPTS, SchemaTooNew, current, upgrade
+from status.sqlite import SqliteHistory
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -82,7 +83,8 @@ def _type_only(diff: object) -> bool:
     return False
 
 
-def test_a_history_written_before_migrations_is_upgraded_keeping_every_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opener", [History, SqliteHistory], ids=["sqlalchemy", "sqlite3"])
+def test_a_history_written_before_migrations_is_upgraded_keeping_every_row(tmp_path: Path, opener) -> None:
     db = tmp_path / "history.db"
     with sqlite3.connect(db) as c:  # the tables as proofwatch 0.1 (issue 10) wrote them
         c.executescript("""
@@ -97,26 +99,27 @@ def test_a_history_written_before_migrations_is_upgraded_keeping_every_row(tmp_p
               0, NULL, NULL, '/x', '', 'done', '{}', '[]', NULL, NULL);
             INSERT INTO events VALUES (1, '2026-11-01 10:00:00.000000', 'tick', 'r1', 'exit', NULL, NULL, 'exit 0');
         """)
-    h = History(db)
+    h = opener(db)  # sqlite3: migrated by `python -m status.migrate` in a child process
     try:
         run = h.run("r1")
         assert run is not None and run.state == "SUCCEEDED" and run.pid == 42 and run.command == ""
         assert [e.reason for e in h.events()] == ["exit 0"]
-        with h.engine.connect() as conn:
-            assert current(conn) == HEAD
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         h.apply(Batch(events=[{"ts": T0, "job": "tick", "kind": "supervisor", "reason": "upgraded"}]))
         assert [e.host for e in h.events()] == ["", ""]  # host None: rows go in as ""
     finally:
         h.close()
 
 
-def test_a_store_migrated_by_a_newer_proofwatch_is_refused_with_what_to_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize("opener", [History, SqliteHistory], ids=["sqlalchemy", "sqlite3"])
+def test_a_store_migrated_by_a_newer_proofwatch_is_refused_with_what_to_do(tmp_path: Path, opener) -> None:
     db = tmp_path / "history.db"
-    History(db).close()
+    opener(db).close()
     with sqlite3.connect(db) as c:
         c.execute("UPDATE alembic_version SET version_num = '0099'")
     with pytest.raises(SchemaTooNew, match="revision 0099.*newer proofwatch; upgrade this one"):
-        History(db)
+        opener(db)
 
 
 def test_daemons_starting_together_on_one_new_postgres_database_migrate_it_once(pg_server) -> None:

@@ -23,7 +23,9 @@ import pytest
 from sqlmodel import Session
 
 from policies.health import HealthState, evaluate
-from status.history import History
+from status.history import History, make_engine
+from status.sqlite import SqliteHistory
+from status.tables import HostSampleTable
 from status.samples import HostSampleRow, keep, load_samples, prune_samples, save_sample
 from supervisor.config import ConfigError, HealthSettings, load_config
 from supervisor.health import HealthSampler, host_status, read_temperature, run_checks, sample_row
@@ -316,10 +318,11 @@ def row(age_s: int, score: int = 100) -> HostSampleRow:
                          temp_c=None, score=score, label="HEALTHY")
 
 
+@pytest.mark.parametrize("driver", ["sqlite3", "sqlalchemy"])
 def test_prune_keeps_every_sample_for_an_hour_then_one_per_bucket_and_the_worst_survives(
-    tmp_path: Path,
+    tmp_path: Path, driver: str,
 ) -> None:
-    history = History(tmp_path / "history.db")  # create_all makes host_samples too
+    history = (SqliteHistory if driver == "sqlite3" else History)(tmp_path / "history.db")
     rows = (
         [row(age) for age in range(0, 3601, 10)]  # 361 rows: the last hour, all kept
         + [row(age) for age in range(3610, 10801, 10)]  # 720 rows over 2 h: 120 minute buckets
@@ -328,8 +331,8 @@ def test_prune_keeps_every_sample_for_an_hour_then_one_per_bucket_and_the_worst_
     )
     rows[361 + 139].score = 12  # age 5000 s: an incident inside a minute bucket
     rows[361 + 720 + 37].score = 5  # age 175020 s: an incident inside a 10-minute bucket
-    with Session(history.engine) as s:
-        s.add_all(rows)
+    with Session(make_engine(tmp_path / "history.db")) as s:
+        s.add_all([HostSampleTable(**{k: v for k, v in r.model_dump().items() if k != "id"}) for r in rows])
         s.commit()
     save_sample(history.engine, row(5))  # the public write path, aware timestamp in
 
