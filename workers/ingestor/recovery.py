@@ -147,7 +147,12 @@ class Recovery:
                 rec.malformed += len(problems)
                 self.reporter.malformed += len(problems)
                 log.warning("%s: %d malformed REST trades skipped: %s", inst, len(problems), problems[0])
-            added = self.ingest.add_trades(inst, trades, pushed=False)
+            # Store only what the gap is about (ts >= its start). Older REST trades were seen,
+            # lie in a recorded gap, or predate the first trade ever streamed: the last-100
+            # window may cut that millisecond in two, and storing its newer half would leave
+            # the older half neither stored nor in a gap at the start of the data.
+            newer = [t for t in trades if t.ts >= gap.start_ms]
+            added = self.ingest.add_trades(inst, newer, pushed=False)
             if book.gap is not gap or gap.generation != generation:
                 continue  # interrupted again while REST answered: wait for the new stream
             outcome = resolve(gap, trades)
@@ -155,6 +160,30 @@ class Recovery:
                 gap.not_before = time.monotonic() + RETRY_AFTER[0]
                 continue
             self._settle(inst, book, gap, outcome, added, "")
+
+    def record_unresolved(self) -> None:
+        """Shutting down: record the gaps REST has not resolved yet, as far as they reach into
+        the stored data. A restart only looks after the newest stored trade, so a gap left
+        pending (say a malformed push's, its REST call still waiting for the rate limiter)
+        would otherwise lose its trades without a record."""
+        for inst, book in self.ingest.books.items():
+            gap = book.gap
+            if gap is None or not book.live:
+                continue
+            if gap.first_ws_ts is not None:  # the stream resumed: lost at most up to there
+                end = max(gap.start_ms, gap.first_ws_ts)
+            elif book.window.last_ts > gap.start_ms:  # only a stale REST answer came since
+                end = book.window.last_ts
+            else:  # nothing stored after its start: the next run's restart gap starts there
+                continue
+            rec = self.manifest.inst(inst)
+            rec.add_gap(gap_record(gap.start_ms, end, gap.reason + "; unresolved at shutdown",
+                                   recovered=0, start_trade_id=gap.start_id))
+            self.reporter.gaps += 1
+            log.warning("%s: gap %d..%d after %s recorded unresolved at shutdown", inst,
+                        gap.start_ms, end, gap.reason)
+            book.gap = None
+            self.changed = True
 
     def _settle(self, inst: str, book: Book, gap: PendingGap, outcome: Outcome, added: int,
                 note: str) -> None:

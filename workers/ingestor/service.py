@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import anyio
-from anyio.abc import CancelScope
+from anyio import CancelScope
 
 from workers.ingestor.config import Settings
 from workers.ingestor.errors import StreamError
@@ -107,6 +107,8 @@ class Service:
     async def _shutdown(self) -> None:
         if self.stream is not None:
             await self.stream.close()
+        if self.recovery is not None:
+            self.recovery.record_unresolved()
         if self.writer is not None:
             if self.recovery is not None and self.recovery.changed:
                 self.writer.manifest_dirty = True

@@ -215,3 +215,94 @@ async def test_a_persistent_ban_becomes_a_blocker_in_the_exchange_words(tmp_path
     recovery._ok()
     hb = read_heartbeat(tmp_path / "heartbeat.json")
     assert hb is not None and hb.blocker is None
+
+
+async def test_gap_recovery_stores_no_rest_trade_older_than_the_gap_start(tmp_path: Any) -> None:
+    """REST's last-100 window can reach back past the first trade ever streamed and cut a
+    millisecond in two: storing that part of it made first_ts_ms a millisecond whose earlier
+    trades were neither stored nor in a recorded gap (e2e malformed-push test, under load)."""
+    from workers.ingestor.config import Settings
+    from workers.ingestor.ingest import Ingest
+    from workers.ingestor.manifest import Manifest
+    from workers.ingestor.messages import Trade
+    from workers.ingestor.recovery import Recovery
+    from workers.ingestor.report import Reporter
+    from workers.sdk import Run
+
+    inst = "BTC-USDT"
+    # the exchange's truth: ids 1..5 share the millisecond T0, then one trade every 10 ms
+    truth = [Trade(str(i), inst, 1.5, 2.0, "buy", T0 + (0 if i <= 5 else 10 * i))
+             for i in range(1, 103)]
+    rest_window = truth[-100:]  # ids 3..102: the last 100 start in the middle of T0
+    assert rest_window[0].ts == truth[0].ts
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        data = [{"tradeId": t.trade_id, "instId": inst, "price": "1.5", "size": "2",
+                 "side": "buy", "ts": str(t.ts)} for t in reversed(rest_window)]
+        return httpx.Response(200, json={"code": "0", "msg": "success", "data": data})
+
+    rest = client(handler)
+    ingest = Ingest([inst], window=1000)
+    streamed = truth[19:50]  # the stream started (on a millisecond boundary) at id 20
+    ingest.add_trades(inst, streamed, pushed=True)
+    ingest.open_gap(inst, "malformed push")  # the push of id 51 was malformed
+    book = ingest.books[inst]
+    assert book.gap is not None
+    book.gap.armed = True
+    manifest = Manifest(tmp_path / "manifest.json")
+    settings = Settings(ws_url="ws://x", rest_url="http://x", instruments=(inst,),
+                        data_dir=tmp_path)
+    recovery = Recovery(settings, rest, ingest, manifest,
+                        Reporter(Run(tmp_path / "heartbeat.json", min_interval=0.0), 1))
+    await recovery._gaps()
+    await rest.aclose()
+
+    rec = manifest.inst(inst)
+    assert book.gap is None and rec.recoveries == 1 and rec.gaps == []
+    stored = dict(zip(book.pending.trade_id, book.pending.ts))
+    first, last = min(stored.values()), max(stored.values())
+    lost = [t.trade_id for t in truth if first <= t.ts <= last and t.trade_id not in stored]
+    assert not lost, f"trades neither stored nor in a recorded gap: {lost}"
+    assert first == streamed[0].ts  # nothing from before the stream began
+    assert set(stored) == {t.trade_id for t in truth[19:]}  # id 51 recovered over REST
+
+
+async def test_a_gap_still_pending_at_shutdown_is_recorded_not_forgotten(tmp_path: Any) -> None:
+    """SIGTERM while a malformed push's gap waits for REST (the limiter's next slot): its
+    trades must end up in a recorded gap. A restart only looks after the newest stored trade,
+    so the gap was lost for good (e2e malformed-push test, stopped under load)."""
+    import os
+
+    from workers.ingestor.config import Settings
+    from workers.ingestor.messages import Trade
+    from workers.ingestor.service import Service
+    from workers.sdk import Run
+
+    insts = ("BTC-USDT", "ETH-USDT")
+    settings = Settings(ws_url="ws://x", rest_url="http://x", instruments=insts,
+                        data_dir=tmp_path / "data")
+    service = Service(settings, Run(tmp_path / "heartbeat.json", min_interval=0.0))
+    service._open()
+
+    def trades(inst: str, ids: range) -> list[Trade]:
+        return [Trade(str(i), inst, 1.5, 2.0, "buy", T0 + 10 * i) for i in ids]
+
+    ingest = service.ingest
+    for inst in insts:
+        ingest.add_trades(inst, trades(inst, range(1, 50)), pushed=True)
+        ingest.open_gap(inst, "malformed push")  # the push of trade 50 was malformed
+    ingest.add_trades("BTC-USDT", trades("BTC-USDT", range(51, 60)), pushed=True)
+    # ETH: nothing pushed since; its loss lies after the newest stored trade, where the next
+    # run's restart gap starts: nothing to record
+    try:
+        await service._shutdown()
+    finally:
+        assert service._lock_fd is not None
+        os.close(service._lock_fd)
+
+    doc = json.loads(settings.manifest_path.read_bytes())
+    btc, eth = doc["instruments"]["BTC-USDT"], doc["instruments"]["ETH-USDT"]
+    assert [(g["start_ms"], g["end_ms"]) for g in btc["gaps"]] == [(T0 + 490, T0 + 510)]
+    assert "malformed push" in btc["gaps"][0]["reason"] and btc["recoveries"] == 0
+    assert eth["gaps"] == [] and eth["last_ts_ms"] == T0 + 490
+    assert ingest.books["BTC-USDT"].gap is None
