@@ -20,9 +20,10 @@ from collections.abc import Callable
 from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
@@ -35,9 +36,7 @@ from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.backend import store_parts, store_target
 from status.rows import RowData
 from status.models import JobState, RunSummary, Severity, StatusDocument, StoreStatus, SupervisorStatus
-from supervisor import adopt, details, intake, procinfo, selfwatch
-from supervisor.hostwatch import HostWatch
-from supervisor.notifyloop import NotifyLoop
+from supervisor import adopt, details, intake, procinfo
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command, split_dep
 from supervisor.control import ApiServer, check_not_running, serve_control
@@ -67,6 +66,10 @@ from workers.protocol import (
     ENV_SCRATCH,
     HEARTBEAT_FILE,
 )
+
+if TYPE_CHECKING:
+    from supervisor.hostwatch import HostWatch
+    from supervisor.notifyloop import NotifyLoop
 
 log = logging.getLogger(__name__)
 _ROTATE_ALL_EVERY = 12  # rescans between log-size checks of every run, grown or not
@@ -121,7 +124,7 @@ class Daemon:
         self.recorder: Recorder
         self.alerts: AlertBook
         self.status: StatusWriter
-        self.hostwatch: HostWatch | None = None
+        self.hostwatch: HostWatch | None = None  # made once the first jobs are spawned
         self.notifier: NotifyLoop | None = None
         self.api: ApiServer | None = None
         self.fleet: Any = None  # supervisor.fleet.FleetWatch  # with a shared store: reports, stale hosts, remote `after`
@@ -153,8 +156,6 @@ class Daemon:
             log.warning("%s", found)
             self._event(None, None, "supervisor", found)
         await restore(self, self.offline)
-        self.hostwatch = HostWatch(self)
-        self.notifier = NotifyLoop(self)
         if cfg.shared_store:
             from supervisor.fleet import FleetWatch  # SQLAlchemy: only with a shared store
 
@@ -174,6 +175,13 @@ class Daemon:
             tg.start_soon(self._rescan_loop)
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
+            await anyio.lowlevel.checkpoint()  # there: the jobs start before what follows is loaded
+            from supervisor import selfwatch  # after the spawns: ~50 ms of imports
+            from supervisor.hostwatch import HostWatch
+            from supervisor.notifyloop import NotifyLoop
+
+            self.hostwatch = HostWatch(self)
+            self.notifier = NotifyLoop(self)
             tg.start_soon(self.hostwatch.serve)
             if self.fleet is not None:
                 tg.start_soon(self.fleet.serve)
@@ -890,7 +898,8 @@ class Daemon:
             return self.control(cmd, arg)
         if not arg:
             return {"ok": False, "error": "name a job or an alert key to silence"}
-        assert self.notifier is not None
+        if self.notifier is None:
+            return {"ok": False, "error": "the daemon is still starting: try again in a moment"}
         if cmd == "unsilence":
             if not await self.notifier.dispatcher.unsilence(arg):
                 return {"ok": False, "error": f"no active silence for {arg!r}"}

@@ -6,12 +6,24 @@ go to status.outbox first (persist before acting). May import: policies, status,
 supervisor.config. Nothing here imports the daemon.
 """
 
-from supervisor.notify._message import render, to_payload
+from typing import Any
+
 from supervisor.notify._redact import redact, register_secret
-from supervisor.notify._senders import Sender, make_sender
-from supervisor.notify._webhook import DELIVERY_HEADER, SIGNATURE_HEADER, body_of, sign
-from supervisor.notify.dispatcher import Clock, Dispatcher, RetryPolicy
-from supervisor.notify.errors import DeliveryError
+
+_LAZY = {  # the rest on first use (PEP 562): the daemon masks secrets long before it notifies
+    "render": "_message", "to_payload": "_message", "Sender": "_senders", "make_sender": "_senders",
+    "DELIVERY_HEADER": "_webhook", "SIGNATURE_HEADER": "_webhook", "body_of": "_webhook", "sign": "_webhook",
+    "Clock": "dispatcher", "Dispatcher": "dispatcher", "RetryPolicy": "dispatcher", "DeliveryError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"supervisor.notify.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Clock",
