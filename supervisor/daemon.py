@@ -77,6 +77,7 @@ LIVE_PROOF_STATES = (JobState.RUNNING, JobState.STALLED, JobState.BLOCKED)
 
 VERSION = "0.1.0"
 MAX_SLEEP = 30.0
+LOOKAHEAD = timedelta(seconds=1)  # a timer wake also reads the runs whose stall deadline is this close
 PIDFILE = adopt.PIDFILE
 SCRATCH_DIR = "tmp"  # temp files of heartbeats, outside the watched runs/ tree
 
@@ -114,6 +115,7 @@ class Daemon:
         self._orphans: dict[int, datetime] = {}
         self._adopted: list[tuple[JobRuntime, RunState]] = []  # runs taken over at start
         self.reconciled_at: float | None = None  # time.monotonic() of the reconciler's last pass
+        self.turns = 0  # the reconciler's passes so far
         self._leave_running = False  # set by shutdown(): leave the runs for the next daemon
         self._due: dict[str, datetime] = {}  # job -> when it next needs the reconciler
         self._full_pass = True
@@ -259,6 +261,7 @@ class Daemon:
             self._wake = anyio.Event()
             now = self.clock.now()
             self.reconciled_at = time.monotonic()  # the watchdog's proof that this loop turns
+            self.turns += 1
             if self.shutdown_reason and self._leave_running:
                 left = [job.run for job in self.jobs.values() if job.run is not None]
                 for run in left:
@@ -277,6 +280,7 @@ class Daemon:
             else:
                 jobs = [self.jobs[name] for name, at in list(self._due.items())
                         if at <= now and name in self.jobs]
+                self._read_ahead(now)
             for job in jobs:
                 if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
                     if job.run.state == JobState.VERIFYING:
@@ -299,6 +303,25 @@ class Daemon:
             delay = self._next_delay(now)
             with anyio.move_on_after(delay):
                 await self._wake.wait()
+
+    def _read_ahead(self, now: datetime) -> None:
+        """Read the running runs whose stall deadline comes within LOOKAHEAD, and move each
+        deadline their progress moved. A busy run's file is read only at its deadline (see
+        _on_file_change), so without this every healthy run would wake the loop once per
+        stall_after, each at its own instant; with it, one wake a second serves them all. A
+        deadline is still judged only when it has passed."""
+        soon = now + LOOKAHEAD
+        for name, at in list(self._due.items()):
+            if not now < at <= soon:
+                continue
+            job = self.jobs.get(name)
+            run = job.run if job is not None else None
+            if run is None or run.state != JobState.RUNNING or run.exited or run.stop_reason:
+                continue
+            self._ingest(job, run, now)  # type: ignore[arg-type]
+            moved = self._job_deadline(job, now)  # type: ignore[arg-type]
+            if moved is not None:
+                self._due[name] = moved
 
     def _next_delay(self, now: datetime) -> float:
         times = [*self._orphans.values(), *self._due.values()]

@@ -419,3 +419,21 @@ async def test_prove_every_verifies_a_live_service_and_alerts_until_its_proof_ho
         assert d.jobs["feed"].state == S.RUNNING
     rows = History(tmp_path / "var" / "history.db").events(job="feed")
     assert any(e.kind == "proof" and "live proofs failed" in e.reason for e in rows)
+
+
+async def test_healthy_busy_runs_do_not_wake_the_reconciler_once_each_per_stall_after(tmp_path):
+    """A busy run's file is read at its stall deadline, not at every change; a timer wake reads
+    every run whose deadline is near (LOOKAHEAD), so ten healthy runs cost about one pass a
+    second, not ten (each at its own stale deadline), and a real stall is still flagged."""
+    tables = [job(tmp_path, f"busy{i}", P.BEATS_FOREVER, kind="service", stall_after="1s") for i in range(10)]
+    tables.append(job(tmp_path, "stuck", P.BEATS_NO_PROGRESS, kind="service", stall_after="1s"))
+    async with running(tmp_path, *tables) as d:
+        for i in range(10):
+            await reach(d, f"busy{i}", JobState.RUNNING)
+        await anyio.sleep(1.5)  # every run's first deadline is behind us: the steady pattern
+        before = d.turns
+        await anyio.sleep(3)  # a window of time, not a synchronisation
+        turns = d.turns - before
+        await reach(d, "stuck", JobState.STALLED)
+        assert all(d.jobs[f"busy{i}"].state == JobState.RUNNING for i in range(10))
+    assert turns <= 15, f"{turns} reconciler passes in 3 s for 10 healthy runs with stall_after 1s"
