@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install check bench soak clean
+.PHONY: run test install check bench soak clean bytecode
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-run: $(STAMP)
+# the project's own modules as bytecode, as a wheel install has them: an editable install does
+# not compile them, and where PYTHONDONTWRITEBYTECODE is set every start would compile them again
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q supervisor status policies workers bench > /dev/null
+
+run: bytecode
 	$(BIN)/proofwatch run --config config.toml
 
 test: $(STAMP)
@@ -26,7 +31,7 @@ check: $(STAMP)
 
 # proofwatch vs supervisord (PyPI, own venv) vs Monit (Debian), side by side: under 10 minutes;
 # prints the comparison and rewrites its section of docs/PERFORMANCE.md (`python -m bench --help`)
-bench: $(STAMP)
+bench: bytecode
 	scripts/install-bench-deps.sh
 	$(BIN)/python -m bench
 
@@ -36,3 +41,4 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+	find supervisor status policies workers bench tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -203,6 +203,8 @@ def method_notes(plan: Any) -> dict[str, list[str]]:
             "(bash `$EPOCHREALTIME`, written as the child starts); all N then checked in the process table. "
             "proofwatch's time includes its own start-up (Python imports, history database); the JSON has "
             "`ready_s` (its start event) and the first child's time.",
+            f"proofwatch and supervisord: {plan.spawn_runs} launches per N (n; the median is judged), "
+            "each from a fresh temp directory, the last one kept for the other workloads; Monit: one.",
             f"Monit starts services one at a time; above N = {plan.monit_spawn_max} the bench starts the children "
             "and Monit adopts them (no spawn figure).",
         ],

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from supervisor.api import ApiServer
+    from supervisor.api._listen import Listener
     from supervisor.daemon import Daemon
 
 __all__ = ["ApiServer", "ControlError", "check_not_running", "command_route", "request", "serve_control"]
@@ -29,12 +30,25 @@ class ControlError(Exception):
     """Raised when the daemon cannot be reached, or another daemon already serves its state_dir."""
 
 
-async def serve_control(daemon: Daemon, *, task_status: TaskStatus[ApiServer]) -> None:
-    """Serve the API until cancelled (reports the ApiServer once it listens)."""
-    from supervisor.api import ApiServer
+async def serve_control(daemon: Daemon, *, task_status: TaskStatus[Listener]) -> None:
+    """Serve the API until cancelled: bind its sockets and report them (a start that cannot
+    is refused before any job runs), then load and run the server once the daemon's first
+    jobs are spawned (`daemon.spawned`); requests made meanwhile wait in the backlog."""
+    from supervisor.api._listen import listen
 
     check_not_running(daemon.config.socket_path)
-    await ApiServer(daemon).serve(task_status=task_status)
+    listener = listen(daemon)
+    served = False
+    try:
+        task_status.started(listener)
+        await daemon.spawned.wait()
+        from supervisor.api._server import ApiServer
+
+        served = True
+        await ApiServer(daemon, listener).serve()  # closes the sockets when it ends
+    finally:
+        if not served:
+            listener.close()
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ from status.models import JobState, RunSummary, Severity, StatusDocument, StoreS
 from supervisor import adopt, details, intake, procinfo
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command, split_dep
-from supervisor.control import ApiServer, check_not_running, serve_control
+from supervisor.control import check_not_running, serve_control
 from supervisor.diskfull import DiskWatch
 from supervisor.durations import format_duration, parse_duration
 from supervisor.jobenv import job_environment
@@ -68,6 +68,7 @@ from workers.protocol import (
 )
 
 if TYPE_CHECKING:
+    from supervisor.api._listen import Listener
     from supervisor.hostwatch import HostWatch
     from supervisor.notifyloop import NotifyLoop
 
@@ -108,6 +109,7 @@ class Daemon:
         self.shutdown_reason: str | None = None
         self.ready = anyio.Event()
         self.finished = anyio.Event()
+        self.spawned = anyio.Event()  # the first reconciler pass (the spawns) is done
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._stop_watch = anyio.Event()
@@ -116,6 +118,8 @@ class Daemon:
         self._adopted: list[tuple[JobRuntime, RunState]] = []  # runs taken over at start
         self.reconciled_at: float | None = None  # time.monotonic() of the reconciler's last pass
         self.turns = 0  # the reconciler's passes so far
+        self._in_pass = False  # the reconciler is in a pass: pid files are written at its end
+        self._pids_due: list[RunState] = []  # runs spawned in this pass, their pid files not yet written
         self._leave_running = False  # set by shutdown(): leave the runs for the next daemon
         self._due: dict[str, datetime] = {}  # job -> when it next needs the reconciler
         self._full_pass = True
@@ -128,7 +132,7 @@ class Daemon:
         self.status: StatusWriter
         self.hostwatch: HostWatch | None = None  # made once the first jobs are spawned
         self.notifier: NotifyLoop | None = None
-        self.api: ApiServer | None = None
+        self.api: Listener | None = None  # the API's sockets (and its TCP url)
         self.fleet: Any = None  # supervisor.fleet.FleetWatch  # with a shared store: reports, stale hosts, remote `after`
         self.changes = 0  # notify_change() calls so far (the API's event streams compare it)
 
@@ -178,6 +182,7 @@ class Daemon:
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
             await anyio.lowlevel.checkpoint()  # there: the jobs start before what follows is loaded
+            self.spawned.set()  # the API server loads now (supervisor/control.py)
             from supervisor import selfwatch  # after the spawns: ~50 ms of imports
             from supervisor.hostwatch import HostWatch
             from supervisor.notifyloop import NotifyLoop
@@ -281,6 +286,7 @@ class Daemon:
                 jobs = [self.jobs[name] for name, at in list(self._due.items())
                         if at <= now and name in self.jobs]
                 self._read_ahead(now)
+            self._in_pass = True
             for job in jobs:
                 if self.shutdown_reason and job.run is not None and not job.run.stop_reason:
                     if job.run.state == JobState.VERIFYING:
@@ -297,6 +303,8 @@ class Daemon:
                     self._due.pop(job.name, None)
                 else:
                     self._due[job.name] = at
+            self._in_pass = False
+            self._write_pids()
             self._reap_orphans(now)
             if self.shutdown_reason and not any(j.run for j in self.jobs.values()):
                 return
@@ -668,16 +676,32 @@ class Daemon:
             self._spawn_failed(job, run, now, str(exc), reason)
             return None
         run.child, run.pid, run.command = child, child.pid, shlex.join(child.popen.args)
-        run.pid_created = adopt.create_time(child.pid)
-        # found again (and re-adopted) even if the daemon dies before the history has the run
-        try:
-            adopt.write_pidfile(run_dir / PIDFILE, adopt.pidfile_text(child.pid, run.pid_created))
-        except OSError as exc:  # a full disk: the run goes on (a later daemon finds it by its environment)
-            log.warning("job=%s run=%s cannot write its pid file: %s", job.name, run_id, exc)
+        self._pids_due.append(run)
+        if not self._in_pass:
+            self._write_pids()
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
         assert self._tg is not None
         self._tg.start_soon(self._await_exit, job, run)
         return run
+
+    def _write_pids(self) -> None:
+        """Each new run's pid file ("PID CREATE_TIME"), so a later daemon finds and re-adopts it
+        even if this one dies before the history has the run. A pass that spawns many jobs
+        writes them after the last spawn: reading a child's create time right after its spawn
+        waits for its exec (~0.5 ms a job, a quarter of a spawn), read afterwards it costs
+        nothing. A daemon killed in between leaves those runs to the environment scan
+        (adopt.py), like a pid file that a full disk refused."""
+        due, self._pids_due = self._pids_due, []
+        for run in due:
+            if run.pid is None or run.pid_created is not None:
+                continue
+            run.pid_created = adopt.create_time(run.pid)
+            try:
+                adopt.write_pidfile(run.run_dir / PIDFILE, adopt.pidfile_text(run.pid, run.pid_created))
+            except OSError as exc:  # a full disk: the run goes on (a later daemon finds it by its environment)
+                log.warning("job=%s run=%s cannot write its pid file: %s", run.job, run.run_id, exc)
+            if run.pid_created is not None:
+                self.recorder.run(self._run_row(run))  # the history has the create time too
 
     def _spawn_failed(self, job: JobRuntime, run: RunState, now: datetime, error: str, reason: str) -> None:
         run.exited, run.ended_at, run.error = True, now, error

@@ -3,7 +3,8 @@ the daemon's Unix socket and, when `[api] listen` is set, on TCP. It serves the 
 document, jobs and runs, operator commands, remote heartbeats, Prometheus `/metrics`, the
 OpenAPI document and the live dashboard.
 
-    _server     sockets, uvicorn in the daemon's loop, draining on shutdown
+    _listen     the sockets, bound before any job starts (the Unix one owner-only)
+    _server     uvicorn in the daemon's loop on those sockets, draining on shutdown
     _app        routes, error answers, static files, /openapi.json, /metrics
     _auth       who may call what (Unix socket trusted; bearer tokens over TCP)
     _reads      status, jobs, runs, host samples, health
@@ -20,8 +21,20 @@ workers.protocol and workers.sdk. The daemon imports this package (through
 supervisor.control); this package refers to the daemon only for types and constants.
 """
 
-from supervisor.api._openapi import OPERATIONS, openapi_document
-from supervisor.api._server import ApiServer
+from typing import Any
+
 from supervisor.api.errors import ApiError, ApiStartError
+
+_LAZY = {"OPERATIONS": "_openapi", "openapi_document": "_openapi", "ApiServer": "_server"}
+
+
+def __getattr__(name: str) -> Any:
+    """The server and the OpenAPI document on first use (PEP 562): the daemon binds its
+    sockets (supervisor.api._listen) before it spawns, and loads the server after."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"supervisor.api.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ApiError", "ApiServer", "ApiStartError", "OPERATIONS", "openapi_document"]

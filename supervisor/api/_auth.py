@@ -28,13 +28,13 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from starlette.requests import Request
 
 from supervisor.api.errors import ApiError
 from supervisor.config import EnvError, expand_env, is_loopback
 from supervisor.notify import register_secret
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
     from supervisor.daemon import Daemon
     from supervisor.runs import JobRuntime
 
