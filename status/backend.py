@@ -8,16 +8,10 @@ from pathlib import Path
 from typing import Any
 
 
-def is_sqlite(target: Path | str) -> bool:
-    """Whether `target` (a path or a store URL) is a SQLite file."""
-    text = str(target)
-    return "://" not in text or text.startswith("sqlite:")
-
-
 def open_history(target: Path | str, **kwargs: Any) -> Any:
-    """The history at `target`: a SqliteHistory or a History, opened with History's keywords
-    (create, host, scoped, upgrade_pending)."""
-    if is_sqlite(target):
+    """The history at `target` (a path or a store URL): a SqliteHistory or a History, opened
+    with their keywords (create, host, scoped)."""
+    if "://" not in str(target) or str(target).startswith("sqlite:"):
         from status.sqlite import SqliteHistory
 
         return SqliteHistory(target, **kwargs)

@@ -23,10 +23,10 @@ from sqlmodel import Session, SQLModel, col, create_engine, desc, func, select
 
 from status._time import as_utc
 from status.models import FINAL_STATES
-from status.rows import AlertRow, Batch, EventRow, HostSampleRow, OutboxRow, RowData, RunRow, columns, latest_by_job
+from status.rows import AlertRow, Batch, EventRow, RowData, RunRow, batch_rows, latest_by_job
 from status.tables import AlertTable, EventTable, RunTable
 
-__all__ = ["AlertRow", "Batch", "EventRow", "History", "HostSampleRow", "OutboxRow", "RowData", "RunRow",
+__all__ = ["AlertRow", "Batch", "EventRow", "History", "RowData", "RunRow",
            "SchemaRefused", "latest_by_job", "make_engine", "run_row"]
 
 _utc = as_utc
@@ -166,23 +166,11 @@ class History:
             conn = s.connection()
             if self._alert_keys:
                 self._match_alerts(conn)
-            runs = [columns(RunRow, r) for r in batch.runs]
-            for r in runs:
-                if not r.get("host"):
-                    r["host"] = host
-            guarded = [r for r in runs if r["run_id"] in self._keep_final] if self._keep_final else []
-            if guarded:
-                runs = [r for r in runs if r["run_id"] not in self._keep_final]
-                _upsert(conn, RunTable.__table__, "run_id", guarded, keep_final=True)  # type: ignore[arg-type]
+            guarded, runs, events = batch_rows(batch, host, self._keep_final)
+            _upsert(conn, RunTable.__table__, "run_id", guarded, keep_final=True)  # type: ignore[arg-type]
             for i in range(0, len(runs), _CHUNK):
                 _upsert(conn, RunTable.__table__, "run_id", runs[i:i + _CHUNK])  # type: ignore[arg-type]
-            if batch.events:
-                events = [columns(EventRow, e) for e in batch.events]
-                for e in events:
-                    if e.get("id") is None:
-                        e.pop("id", None)  # assigned by the database
-                    if not e.get("host"):
-                        e["host"] = host
+            if events:
                 conn.execute(insert(EventTable.__table__), events)  # type: ignore[arg-type]
             for alert in batch.alerts:
                 if not alert.host:

@@ -189,6 +189,24 @@ def columns(cls: type[Row], row: Row | RowData) -> RowData:
     return out
 
 
+def batch_rows(batch: Batch, host: str, keep_final: set[str]) -> tuple[list[RowData], list[RowData], list[RowData]]:
+    """A batch's runs and events as complete column dicts, each with a host (the writer's when
+    it names none), an event without an id left to the database to number: (the runs whose
+    stored final state must not be undone (`keep_final`), the other runs, the events)."""
+    runs = [columns(RunRow, r) for r in batch.runs]
+    events = [columns(EventRow, e) for e in batch.events]
+    for row in (*runs, *events):
+        if not row.get("host"):
+            row["host"] = host
+    for e in events:
+        if e["id"] is None:
+            del e["id"]
+    guarded = [r for r in runs if r["run_id"] in keep_final]
+    if guarded:
+        runs = [r for r in runs if r["run_id"] not in keep_final]
+    return guarded, runs, events
+
+
 def latest_by_job(rows: Iterable[RunRow]) -> dict[str, RunRow]:
     """The newest run of each job among `rows` (which are newest first)."""
     out: dict[str, RunRow] = {}

@@ -89,7 +89,8 @@ def _select(engine: Any, *, host: str | None, before: datetime | None = None, si
             limit: int | None = None) -> list[HostSampleRow]:
     """Samples (of `host`; older than `before`; at or after `since`), newest first with a limit."""
     if isinstance(engine, SqliteDB):
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[Any] = []
         for cond, value in (("host = ?", host), ("ts < ?", before), ("ts >= ?", since)):
             if value is not None:
                 where.append(cond)

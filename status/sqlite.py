@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from status.models import FINAL_STATES
-from status.rows import AlertRow, Batch, EventRow, Row, RunRow, columns, kinds
+from status.rows import AlertRow, Batch, EventRow, Row, RunRow, batch_rows, kinds
 
 HEAD = "0003"  # the newest revision in status/migrations/versions (tests/fleet/test_store.py)
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -119,13 +119,9 @@ class SqliteDB:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK on an error)."""
-        with self.connection() as conn:
+        with self.connection() as conn:  # which rolls back what an error left open
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            yield conn
             conn.execute("COMMIT")
 
     def select(self, cls: type[Row], where: str = "", params: Sequence[Any] = (), *,
@@ -155,10 +151,6 @@ class SqliteDB:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-    def dispose(self) -> None:
-        """The name SQLAlchemy engines use for `close`."""
-        self.close()
 
     # ---- schema ---------------------------------------------------------------------------
 
@@ -198,16 +190,14 @@ class SqliteHistory:
     """status.history.History on a SQLite file (see there for `host`, `scoped`, `create`)."""
 
     def __init__(self, target: Path | str, *, create: bool = True, host: str | None = None,
-                 scoped: bool = True, upgrade_pending: bool = False) -> None:
-        path = str(target)
-        if path.startswith("sqlite:"):
-            path = path.split(":///", 1)[1] if ":///" in path else path
+                 scoped: bool = True) -> None:
+        path = str(target).removeprefix("sqlite:///")
         if not path or path == ":memory:":
             raise ValueError(f"{target}: the history must be a file")
         self.engine = SqliteDB(path)
         self.host = host
         self.scope = host if scoped else None
-        self.upgrade_pending = False
+        self.upgrade_pending = False  # a local file is there at start (only a server's history defers it)
         self._alert_keys: dict[str, str] = {}
         self._alias: dict[str, str] = {}
         self._keep_final: set[str] = set()
@@ -244,16 +234,7 @@ class SqliteHistory:
     def apply(self, batch: Batch) -> None:
         """Write runs (upsert), events (append) and alerts (upsert) in one transaction."""
         host = self.host or ""
-        runs = [columns(RunRow, r) for r in batch.runs]
-        for r in runs:
-            if not r.get("host"):
-                r["host"] = host
-        events = [columns(EventRow, e) for e in batch.events]
-        for e in events:
-            if e.get("id") is None:
-                del e["id"]  # assigned by the database
-            if not e.get("host"):
-                e["host"] = host
+        guarded, runs, events = batch_rows(batch, host, self._keep_final)
         alerts = [a.model_dump() for a in batch.alerts]
         for a in alerts:
             if not a.get("host"):
@@ -263,10 +244,7 @@ class SqliteHistory:
                 self._match_alerts(conn)
                 for a in alerts:
                     a["id"] = self._alias.get(a["id"], a["id"])
-            guarded = [r for r in runs if r["run_id"] in self._keep_final] if self._keep_final else []
-            if guarded:
-                runs = [r for r in runs if r["run_id"] not in self._keep_final]
-                _upsert(conn, "runs", "run_id", guarded, keep_final=True)
+            _upsert(conn, "runs", "run_id", guarded, keep_final=True)
             _upsert(conn, "runs", "run_id", runs)
             _insert(conn, "events", events)
             _upsert(conn, "alerts", "id", alerts)
@@ -334,10 +312,9 @@ class SqliteHistory:
         start; the time of its newest event at all)."""
         where, params = ["kind = 'supervisor'", "reason LIKE 'proofwatch % started (pid %)'"], []
         started = self.engine.select(EventRow, self._scope(where, params), params, order="id DESC", limit=1)
-        mine: list[str] = []
-        p2: list[Any] = []
-        cond = self._scope(mine, p2)
-        last = self.engine.scalar("SELECT max(ts) FROM events" + (f" WHERE {cond}" if cond else ""), p2)
+        params: list[Any] = []
+        mine = self._scope([], params)
+        last = self.engine.scalar("SELECT max(ts) FROM events" + (f" WHERE {mine}" if mine else ""), params)
         return (started[0] if started else None), parse_time(last)
 
 

@@ -243,17 +243,10 @@ def _rebuild_status(cfg: Config) -> None:
     _store_url(cfg)
     if not cfg.shared_store and not cfg.history_db.exists():
         fail(f"{cfg.history_db}: no history to rebuild {cfg.status_file.name} from (has the daemon run?)")
-    import sqlite3
-
-    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
-    if cfg.shared_store:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        errors += (SQLAlchemyError,)
     now = datetime.now(timezone.utc)
     try:
         doc = rebuild(cfg, now)
-    except errors as exc:
+    except _store_errors(cfg) as exc:
         from status.history import make_engine
         from status.backend import store_target
         from supervisor.recorder import error_text
@@ -444,21 +437,26 @@ def _open_history(cfg: Config, host: str | None = None) -> History:
     return open_history(_store_url(cfg), create=False, host=host or cfg.host, scoped=cfg.shared_store)  # type: ignore[no-any-return]
 
 
+def _store_errors(cfg: Config) -> tuple[type[BaseException], ...]:
+    """What reading this config's history raises when the store cannot be read: sqlite3's
+    errors, and SQLAlchemy's for a database server (SQLAlchemy is imported only then)."""
+    import sqlite3
+
+    if not cfg.shared_store:
+        return (sqlite3.Error,)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (sqlite3.Error, SQLAlchemyError)
+
+
 @contextmanager
 def _history(cfg: Config, host: str | None = None) -> Iterator[History]:
     """`_open_history` for a few reads: a store that cannot be read fails in one line (which
     store, the driver's reason), never a traceback."""
-    import sqlite3
-
     h = _open_history(cfg, host)
-    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
-    if "sqlalchemy" in sys.modules:  # a database server's history
-        from sqlalchemy.exc import SQLAlchemyError
-
-        errors += (SQLAlchemyError,)
     try:
         yield h
-    except errors as exc:
+    except _store_errors(cfg) as exc:
         from status.backend import store_target
         from supervisor.recorder import error_text
 

@@ -17,11 +17,10 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
-    from supervisor.api import ApiServer
     from supervisor.api._listen import Listener
     from supervisor.daemon import Daemon
 
-__all__ = ["ApiServer", "ControlError", "check_not_running", "command_route", "request", "serve_control"]
+__all__ = ["ControlError", "check_not_running", "command_route", "request", "serve_control"]
 
 _BASE = "http://proofwatch"  # any host: the transport goes to the socket
 
@@ -49,16 +48,6 @@ async def serve_control(daemon: Daemon, *, task_status: TaskStatus[Listener]) ->
     finally:
         if not served:
             listener.close()
-
-
-def __getattr__(name: str) -> Any:
-    """`ApiServer` is imported when first asked for (PEP 562): the CLI's commands import this
-    module for `request` alone, and need neither starlette nor uvicorn."""
-    if name == "ApiServer":
-        from supervisor.api import ApiServer
-
-        return ApiServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_not_running(path: Path) -> None:

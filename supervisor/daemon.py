@@ -320,14 +320,14 @@ class Daemon:
         deadline is still judged only when it has passed."""
         soon = now + LOOKAHEAD
         for name, at in list(self._due.items()):
-            if not now < at <= soon:
-                continue
             job = self.jobs.get(name)
-            run = job.run if job is not None else None
+            if job is None or not now < at <= soon:
+                continue
+            run = job.run
             if run is None or run.state != JobState.RUNNING or run.exited or run.stop_reason:
                 continue
-            self._ingest(job, run, now)  # type: ignore[arg-type]
-            moved = self._job_deadline(job, now)  # type: ignore[arg-type]
+            self._ingest(job, run, now)
+            moved = self._job_deadline(job, now)
             if moved is not None:
                 self._due[name] = moved
 
