@@ -428,7 +428,7 @@ class FleetWatch:
                 continue
             delivered: set[str] = set()
             if check.first_seen is not None and check.sinks and not check.acknowledged:
-                delivered = self._outbox_db().delivered_sinks(check.alert, check.first_seen)
+                delivered = self._local_outbox().delivered_sinks(check.alert, check.first_seen)
             if claim_done(check.sinks, delivered, check.first_seen is not None, check.acknowledged):
                 finish_claim(engine, key, me, now)
                 seen.finished.add(key)
@@ -468,7 +468,7 @@ class FleetWatch:
             return before
         return None
 
-    def _outbox_db(self) -> Outbox:
+    def _local_outbox(self) -> Outbox:
         if self._outbox is None:
             self._outbox = Outbox(self.daemon.config.outbox_db)
         return self._outbox
