@@ -76,6 +76,7 @@ class HostWatch:
         self._ticks += 1
         if verdict.fire or verdict.clear or self._ticks % HOST_WRITE_EVERY == 1:
             d.status.changed(urgent=bool(verdict.fire or verdict.clear))
+        d.notify_change()  # a new host status: wakes whoever waits for one (Daemon.wait_until)
 
     async def serve(self) -> None:
         """Tick every interval until cancelled; a failed sample is logged, never fatal."""
