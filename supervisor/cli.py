@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -75,100 +74,12 @@ def _load(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Masks secrets in the whole formatted record, the traceback included (a filter on a
-    logger sees only the message, and only that logger's own records)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        from supervisor.notify import redact
-
-        return redact(super().format(record))
-
-
-class _QuietFileHandler(logging.FileHandler):
-    """The log file on a full disk: say so once on stderr (which still works), not a
-    "--- Logging error ---" traceback per record; say again when it works once more."""
-
-    failing = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            super().emit(record)
-            if self.failing:
-                self.failing = False
-                print(f"proofwatch: writing {self.baseFilename} works again", file=sys.stderr)
-        except OSError as exc:
-            if not self.failing:
-                self.failing = True
-                print(f"proofwatch: cannot write {self.baseFilename} ({exc.strerror or exc}); "
-                      "log lines go to stderr only until it can", file=sys.stderr)
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            raise exc  # to emit(), which reports it once
-        super().handleError(record)
-
-
-def _setup_logging(level: str, logfile: Path | None) -> None:
-    fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if logfile is not None:
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only
-        handlers.append(_QuietFileHandler(logfile))
-    for handler in handlers:
-        handler.setFormatter(_RedactingFormatter(fmt))
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)
-
-
-def _register_secrets(cfg: Config) -> None:
-    """Mask every secret of the config (as the environment expands it) in the daemon's logs."""
-    from supervisor.jobenv import secret_values
-    from supervisor.notify import register_secret
-
-    store = _store_url(cfg) if cfg.shared_store else None
-    for value in secret_values(cfg, os.environ):
-        if value == store:  # a database URL: its password is the secret, not its host or user
-            from sqlalchemy.engine import make_url
-
-            register_secret(value)
-            register_secret(make_url(value).password)  # type: ignore[arg-type]
-            continue
-        register_secret(value, url="://" in value)
-
-
 @app.command()
 def run(config: ConfigOpt = DEFAULT_CONFIG, log_level: str = "info") -> None:
     """Start the daemon in the foreground (stops its jobs on SIGTERM/SIGINT)."""
-    import anyio
+    from supervisor.launch import run as run_daemon
 
-    from supervisor.daemon import Daemon
-
-    from supervisor.api import ApiStartError
-
-    cfg = _load(config)
-    _store_url(cfg)  # "${VAR}" set, and a store proofwatch speaks: one line, not a traceback
-    _register_secrets(cfg)
-    _setup_logging(log_level, cfg.state_dir / "proofwatch.log")
-    daemon = Daemon(cfg)
-    try:
-        anyio.run(daemon.run)
-    except (ControlError, ApiStartError) as exc:
-        fail(str(exc))
-    except ExceptionGroup as group:  # refused while starting, inside the daemon's task group
-        refused = group.subgroup((ControlError, ApiStartError))
-        if refused is None:
-            raise
-        fail(str(_first_leaf(refused)))
-    reason = daemon.shutdown_reason or ""
-    raise typer.Exit(130 if "SIGINT" in reason else 143 if "SIGTERM" in reason else 0)
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+    raise typer.Exit(run_daemon(config, log_level))
 
 
 def _daemon_up(cfg: Config) -> bool:

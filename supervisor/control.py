@@ -2,14 +2,17 @@
 the owner can use (state_dir is 0700 and the socket 0600), and the CLI's client for it
 (httpx over the Unix socket, so the CLI needs no token).
 
-    serve_control(daemon)   started by the daemon in its task group; reports the ApiServer
+    serve_control(daemon)   started by the daemon in its task group; reports its sockets (a
+                            Listener), and loads the server when the first client connects
     check_not_running(path) refuses a second daemon on the same state_dir
     request(path, cmd, ...) one operator command, as the CLI sends it
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ControlError", "check_not_running", "command_route", "request", "serve_control"]
 
+log = logging.getLogger(__name__)
+
 _BASE = "http://proofwatch"  # any host: the transport goes to the socket
 
 
@@ -32,7 +37,8 @@ class ControlError(Exception):
 async def serve_control(daemon: Daemon, *, task_status: TaskStatus[Listener]) -> None:
     """Serve the API until cancelled: bind its sockets and report them (a start that cannot
     is refused before any job runs), then load and run the server once the daemon's first
-    jobs are spawned (`daemon.spawned`); requests made meanwhile wait in the backlog."""
+    jobs are spawned and a client has connected (a daemon nobody queries never loads it);
+    that client waits in the backlog meanwhile."""
     from supervisor.api._listen import listen
 
     check_not_running(daemon.config.socket_path)
@@ -40,11 +46,15 @@ async def serve_control(daemon: Daemon, *, task_status: TaskStatus[Listener]) ->
     served = False
     try:
         task_status.started(listener)
+        if listener.url:
+            log.info("API, dashboard and /metrics on %s (and %s)", listener.url, listener.socket_path)
         await daemon.spawned.wait()
+        await listener.first_connection()
+        loading = time.monotonic()
         from supervisor.api._server import ApiServer
 
         served = True
-        await ApiServer(daemon, listener).serve()  # closes the sockets when it ends
+        await ApiServer(daemon, listener).serve(loading=loading)  # closes the sockets when it ends
     finally:
         if not served:
             listener.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,8 +48,9 @@ class ApiServer:
         """The TCP base URL (http://127.0.0.1:8765), or None when TCP is off."""
         return self.listener.url
 
-    async def serve(self) -> None:
-        """Serve until cancelled, then drain and close the sockets (removing the Unix one)."""
+    async def serve(self, loading: float | None = None) -> None:
+        """Serve until cancelled, then drain and close the sockets (removing the Unix one).
+        `loading`: when (time.monotonic()) the first client's connection began loading it."""
         app = _Gate(build_app(self.daemon, self.closing), str(self.socket_path))
         config = uvicorn.Config(app, http="h11", ws="none", lifespan="off", interface="asgi3",
                                 log_config=None, access_log=False, server_header=False,
@@ -58,8 +60,9 @@ class ApiServer:
         server.lifespan = config.lifespan_class(config)
         try:
             await server.startup(sockets=self.listener.sockets)
-            if self.url:
-                log.info("API, dashboard and /metrics on %s (and %s)", self.url, self.socket_path)
+            if loading is not None:
+                log.info("API server loaded for its first client in %.0f ms",
+                         (time.monotonic() - loading) * 1000)
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):

@@ -32,7 +32,6 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from policies.alerting import (AlertView, Notification, NotifySettings, NotifyState, Plan, Silence,
                                SinkRule, active_silences, plan_notifications, silence, unsilence)
@@ -268,6 +267,9 @@ class Dispatcher:
                     await wake.wait()
 
     async def _deliver(self, sender: Sender, row: OutboxRow) -> None:
+        # loaded with the first notification: a daemon that sends none never pays for it
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
         assert row.id is not None
         attempts = row.attempts
         retrying = AsyncRetrying(

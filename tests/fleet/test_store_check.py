@@ -65,7 +65,7 @@ def test_history_shows_this_hosts_runs_and_another_hosts_on_request(tmp_path: Pa
 
 
 def test_logs_hide_the_store_password_but_name_its_server(tmp_path: Path) -> None:
-    code = ("from supervisor.cli import _register_secrets\nfrom supervisor.config import load_config\n"
+    code = ("from supervisor.launch import _register_secrets\nfrom supervisor.config import load_config\n"
             "from supervisor.notify import redact\nimport sys\n_register_secrets(load_config(sys.argv[1]))\n"
             "print(redact('history (postgresql 127.0.0.1:5/fleet) written again; '\n"
             "             'postgresql+psycopg://proofwatch:hunter2pw@127.0.0.1:5/fleet; hunter2pw'))\n")

@@ -417,7 +417,7 @@ while True:
 
 
 def test_daemon_log_lines_mask_secrets_in_tracebacks_too() -> None:
-    from supervisor.cli import _RedactingFormatter
+    from supervisor.launch import _RedactingFormatter
     from supervisor.notify import register_secret
 
     register_secret("tb-secret-4Rk8Vw2Jn6")
