@@ -52,10 +52,12 @@ class HostWatch:
         d = self.daemon
         self.sampler.settings = d.config.health  # follows config reloads
         sample = await anyio.to_thread.run_sync(self.sampler.sample, self.runs())
+        interval = d.config.health.interval
         for job in d.jobs.values():  # CPU per run, for "CPU over the stall window"
             run = job.run
             if run is not None and run.pid in sample.run_cpu_seconds:
-                run.cpu_samples.append((sample.ts, sample.run_cpu_seconds[run.pid]))
+                run.add_cpu_sample(sample.ts, sample.run_cpu_seconds[run.pid],
+                                   timedelta(seconds=job.settings.stall_after + 2 * interval))
         verdict = evaluate(sample, d.config.health, self.state)
         self.state = verdict.state
         for alert in verdict.fire:

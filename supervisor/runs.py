@@ -6,7 +6,7 @@ import os
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from policies.triggers import DepRun
@@ -24,7 +24,7 @@ def new_run_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """One run of a job, from spawn to its final state."""
 
@@ -74,6 +74,16 @@ class RunState:
     stable_noted: bool = False
     _hb_path: str | None = field(default=None, repr=False)
 
+    def add_cpu_sample(self, ts: datetime, cpu_seconds: float, keep: timedelta) -> None:
+        """Record the process tree's CPU seconds at `ts`, keeping the samples of the last `keep`
+        and the newest one before them: what "CPU over the stall window" reads, and no more
+        (720 samples for each of 200 runs would be ~12 MB after two hours)."""
+        samples = self.cpu_samples
+        samples.append((ts, cpu_seconds))
+        cutoff = ts - keep
+        while len(samples) > 1 and samples[1][0] <= cutoff:
+            samples.popleft()
+
     @property
     def heartbeat_path(self) -> str:
         """The file the worker replaces with each heartbeat (a str: read many times a second)."""
@@ -97,7 +107,7 @@ class RunState:
         return not self.exited
 
 
-@dataclass
+@dataclass(slots=True)
 class JobRuntime:
     """A configured job and what the daemon knows about it."""
 
