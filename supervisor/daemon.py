@@ -51,7 +51,7 @@ from supervisor.storewatch import StoreWatch, open_history
 from supervisor.reload import plan_reload
 from supervisor.restore import restore
 from supervisor.retention import prune_runs
-from supervisor.runs import JobRuntime, RunState, new_run_id
+from supervisor.runs import MAX_RESTART_TIMES, JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
 from supervisor.spawn import Child, SpawnError, expose_state_dir, give_run_dir, identity_for, spawn
 from supervisor.statusrebuild import check_at_start
@@ -182,7 +182,7 @@ class Daemon:
             self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
             tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
             await anyio.lowlevel.checkpoint()  # there: the jobs start before what follows is loaded
-            self.spawned.set()  # the API server loads now (supervisor/control.py)
+            self.spawned.set()  # the API server may load from now on, at its first client (control.py)
             from supervisor import selfwatch  # after the spawns: ~50 ms of imports
             from supervisor.hostwatch import HostWatch
             from supervisor.notifyloop import NotifyLoop
@@ -868,6 +868,7 @@ class Daemon:
         job.consecutive = decision.consecutive
         job.restarts += 1
         job.restart_times.append(now)
+        del job.restart_times[:-MAX_RESTART_TIMES]
         if decision.action == "fatal":
             retry = now + timedelta(seconds=decision.delay)
             job.next_start_at, job.next_start_reason = retry, "FATAL retry"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,10 @@ from supervisor.config import JobSettings
 from supervisor.logs import STDERR, STDOUT
 from supervisor.spawn import Child
 from workers.protocol import HEARTBEAT_FILE
+
+
+MAX_RESTART_TIMES = 1000  # the restart times a job keeps for its restart window
+# (plain lists, not deques: an empty deque allocates a 64-slot block, ~0.6 KB per run and job)
 
 
 def new_run_id(now: datetime) -> str:
@@ -69,7 +72,7 @@ class RunState:
     output_bytes: int = 0
     rotated_bytes: int = 0
     output_grew: bool = True  # stdout/stderr changed since their size was last checked
-    cpu_samples: deque[tuple[datetime, float]] = field(default_factory=lambda: deque(maxlen=720))
+    cpu_samples: list[tuple[datetime, float]] = field(default_factory=list)  # add_cpu_sample bounds it
     heartbeat_errors: set[str] = field(default_factory=set)
     stable_noted: bool = False
     _hb_path: str | None = field(default=None, repr=False)
@@ -81,8 +84,10 @@ class RunState:
         samples = self.cpu_samples
         samples.append((ts, cpu_seconds))
         cutoff = ts - keep
-        while len(samples) > 1 and samples[1][0] <= cutoff:
-            samples.popleft()
+        old = 0
+        while old + 1 < len(samples) and samples[old + 1][0] <= cutoff:
+            old += 1
+        del samples[:old]
 
     @property
     def heartbeat_path(self) -> str:
@@ -118,7 +123,7 @@ class JobRuntime:
     last_run: RunState | None = None
     restarts: int = 0
     consecutive: int = 0
-    restart_times: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
+    restart_times: list[datetime] = field(default_factory=list)  # the newest MAX_RESTART_TIMES
     next_start_at: datetime | None = None
     next_start_reason: str = ""
     next_fire_at: datetime | None = None

@@ -62,7 +62,6 @@ async def test_expected_load_does_not_alert_but_an_unexpected_burner_is_named(tm
 def test_a_runs_cpu_samples_stay_bounded_and_still_answer_cpu_over_the_stall_window(tmp_path):
     """Samples every 10 s for 2 hours: only those of the last stall window (and the newest
     one before it) are kept, and "CPU over the stall window" reads the same as from all."""
-    from collections import deque
     from datetime import datetime, timedelta, timezone
 
     from supervisor import details
@@ -71,7 +70,7 @@ def test_a_runs_cpu_samples_stay_bounded_and_still_answer_cpu_over_the_stall_win
     t0 = datetime(2026, 11, 25, tzinfo=timezone.utc)
     stall_after, interval = timedelta(minutes=5), timedelta(seconds=10)
     run = RunState("j", "r", "service", tmp_path, t0)
-    every = deque()
+    every = []
     for i in range(1, 721):
         ts, cpu = t0 + i * interval, i * 0.37 + (i % 7) * 0.01  # a steady burner, slightly noisy
         run.add_cpu_sample(ts, cpu, stall_after + 2 * interval)
