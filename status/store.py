@@ -53,8 +53,10 @@ def temp_files(path: Path) -> list[Path]:
 
 
 def dump_status(doc: StatusDocument) -> bytes:
-    """Serialise a status document (pretty, stable key order)."""
-    return (doc.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+    """Serialise a status document (pretty, stable key order). Straight to bytes: the same
+    text as `model_dump_json(...) + "\n"` encoded, without its str copies (~250 KB each at 200
+    jobs, made once a second while jobs heartbeat)."""
+    return doc.__pydantic_serializer__.to_json(doc, by_alias=True, indent=2) + b"\n"
 
 
 def write_status(path: Path, doc: StatusDocument) -> None:

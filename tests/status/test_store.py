@@ -202,3 +202,13 @@ def test_status_schema_validates_a_real_document() -> None:
     doc["jobs"]["ingestor"]["state"] = "DONE"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
+
+
+def test_the_status_bytes_are_the_pretty_json_text_and_a_newline() -> None:
+    """dump_status serialises straight to bytes (no str copies); the file's text is unchanged:
+    pretty, by alias, non-ASCII kept as UTF-8, one trailing newline."""
+    doc = make_doc()
+    doc.jobs["ingestor"].message = "café ✓ — 東京"
+    data = dump_status(doc)
+    assert data == (doc.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+    assert data.endswith(b"}\n") and "café ✓ — 東京".encode() in data
