@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 _OPTIONS = {"--config": "config", "-c": "config", "--log-level": "log_level"}
 
 
-def run_options(args: list[str], environ: dict[str, str] | os._Environ[str] = os.environ,
-                ) -> tuple[Path, str] | None:
+def run_options(args: list[str], environ: Mapping[str, str] = os.environ) -> tuple[Path, str] | None:
     """(config, log level) when `args` are `run` and options it takes, each with a value;
     None for anything else (which the typer CLI handles, errors and help included)."""
     if not args or args[0] != "run":
