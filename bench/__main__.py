@@ -104,7 +104,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"Markdown file to update (default: {DEFAULT_OUT} for a full compare or core run; "
                         "none for a partial run)")
     p.add_argument("--keep", action="store_true", help="keep the temp directories")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out is not None:
+        try:
+            _report.check_out(args.out)
+        except _report.OutError as exc:
+            p.error(str(exc))
+    return args
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -235,8 +235,22 @@ final verdict.
 """
 
 
+class OutError(ValueError):
+    """The Markdown file to update is not a regular file."""
+
+
+def check_out(path: Path) -> None:
+    """OutError unless `path` is a regular file or does not exist yet."""
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise OutError(f"--out {path}: not a regular file (the report is written to a temp file "
+                       "and renamed over it); give a Markdown file, or leave --out out")
+
+
 def write(path: Path, suite: str, body: str) -> None:
-    """Replace (or append) the suite's section in `path`, creating the file with its header."""
+    """Replace (or append) the suite's section in `path`, creating the file with its header.
+    Only a regular file is rewritten (atomically): `--out /dev/null` must not replace the
+    device with a file, so anything else is refused before the run."""
+    check_out(path)
     begin, end = f"<!-- bench:{suite}:begin -->", f"<!-- bench:{suite}:end -->"
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
     text = path.read_text() if path.exists() else HEADER
