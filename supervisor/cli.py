@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
 import typer
 
-from supervisor.config import Config, ConfigError, EnvError, check_config, load_config
+from supervisor.config import Config, ConfigError, check_config, load_config
 from supervisor.control import ControlError, request
+from supervisor.launch import checked_store_url, print_error
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,9 +60,7 @@ DEFAULT_CONFIG = Path("config.toml")
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error (plain text: "[store]" stays as written) and exit."""
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -333,9 +332,9 @@ def history(
 def _store_url(cfg: Config) -> str:
     """The history's URL; a "${VAR}" that is unset or a URL proofwatch does not speak exits 2."""
     try:
-        return cfg.store_url
-    except (EnvError, ValueError) as exc:
-        fail(f"{cfg.path}: {str(exc).removeprefix('env.')}", code=2)
+        return checked_store_url(cfg)
+    except ValueError as exc:
+        fail(str(exc), code=2)
 
 
 def _open_history(cfg: Config, host: str | None = None) -> History:

@@ -51,7 +51,7 @@ from supervisor.storewatch import StoreWatch, open_history
 from supervisor.reload import plan_reload
 from supervisor.restore import restore
 from supervisor.retention import prune_runs
-from supervisor.runs import MAX_RESTART_TIMES, JobRuntime, RunState, new_run_id
+from supervisor.runs import JobRuntime, RunState, new_run_id
 from supervisor.snapshot import build_document, run_summary
 from supervisor.spawn import Child, SpawnError, expose_state_dir, give_run_dir, identity_for, spawn
 from supervisor.statusrebuild import check_at_start
@@ -866,9 +866,7 @@ class Daemon:
             jitter=self._rng.random(),
         )
         job.consecutive = decision.consecutive
-        job.restarts += 1
-        job.restart_times.append(now)
-        del job.restart_times[:-MAX_RESTART_TIMES]
+        job.add_restart(now)
         if decision.action == "fatal":
             retry = now + timedelta(seconds=decision.delay)
             job.next_start_at, job.next_start_reason = retry, "FATAL retry"

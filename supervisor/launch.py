@@ -94,6 +94,15 @@ def print_error(message: str) -> None:
                                                highlight=False, markup=True)
 
 
+def checked_store_url(cfg: Config) -> str:
+    """`cfg.store_url`, or ValueError with the one line `run` and the CLI print for an unset
+    "${VAR}" in it or a URL proofwatch does not speak ("CONFIG: store.url: ...")."""
+    try:
+        return cfg.store_url
+    except (EnvError, ValueError) as exc:
+        raise ValueError(f"{cfg.path}: {str(exc).removeprefix('env.')}") from None
+
+
 def run(config: Path, log_level: str = "info") -> int:
     """Run the daemon on `config` until SIGTERM/SIGINT stops it; return the exit code."""
     try:
@@ -103,9 +112,9 @@ def run(config: Path, log_level: str = "info") -> int:
             print(line, file=sys.stderr)
         return 2
     try:
-        cfg.store_url  # "${VAR}" set, and a store proofwatch speaks: one line, not a traceback
-    except (EnvError, ValueError) as exc:
-        print_error(f"{cfg.path}: {str(exc).removeprefix('env.')}")
+        checked_store_url(cfg)  # one line, not a traceback
+    except ValueError as exc:
+        print_error(str(exc))
         return 2
     _register_secrets(cfg)
     _setup_logging(log_level, cfg.state_dir / "proofwatch.log")

@@ -123,7 +123,7 @@ class JobRuntime:
     last_run: RunState | None = None
     restarts: int = 0
     consecutive: int = 0
-    restart_times: list[datetime] = field(default_factory=list)  # the newest MAX_RESTART_TIMES
+    restart_times: list[datetime] = field(default_factory=list)  # see add_restart
     next_start_at: datetime | None = None
     next_start_reason: str = ""
     next_fire_at: datetime | None = None
@@ -135,3 +135,9 @@ class JobRuntime:
     error: str | None = None
     prior: DepRun | None = None  # the latest run recorded before this daemon started
     removed: bool = False  # dropped from the config; forgotten once its run ends
+
+    def add_restart(self, at: datetime) -> None:
+        """Count a restart at `at`, keeping the newest MAX_RESTART_TIMES for the restart window."""
+        self.restarts += 1
+        self.restart_times.append(at)
+        del self.restart_times[:-MAX_RESTART_TIMES]

@@ -43,12 +43,7 @@ class ApiServer:
         self.socket_path: Path = listener.socket_path
         self.closing = anyio.Event()
 
-    @property
-    def url(self) -> str | None:
-        """The TCP base URL (http://127.0.0.1:8765), or None when TCP is off."""
-        return self.listener.url
-
-    async def serve(self, loading: float | None = None) -> None:
+    async def serve(self, loading: float) -> None:
         """Serve until cancelled, then drain and close the sockets (removing the Unix one).
         `loading`: when (time.monotonic()) the first client's connection began loading it."""
         app = _Gate(build_app(self.daemon, self.closing), str(self.socket_path))
@@ -60,9 +55,7 @@ class ApiServer:
         server.lifespan = config.lifespan_class(config)
         try:
             await server.startup(sockets=self.listener.sockets)
-            if loading is not None:
-                log.info("API server loaded for its first client in %.0f ms",
-                         (time.monotonic() - loading) * 1000)
+            log.info("API server loaded for its first client in %.0f ms", (time.monotonic() - loading) * 1000)
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):

@@ -145,3 +145,17 @@ def test_the_first_client_loads_the_api_server_and_is_answered(tmp_path: Path) -
     text = log.read_text()
     assert text.count("API server loaded for its first client in") == 1, text[-3000:]
     assert set(API_LIBS) <= loaded and "typer" not in loaded, sorted(loaded)  # uvicorn brings click
+
+
+def test_the_fast_path_knows_exactly_the_options_the_clis_run_command_declares() -> None:
+    """supervisor.entry parses `run` itself: its options must stay those of the typer command."""
+    import typer.main
+
+    from supervisor import entry
+    from supervisor.cli import app
+
+    run = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    declared = {opt for param in run.params for opt in param.opts}
+    assert declared == set(entry._OPTIONS)
+    config = next(p for p in run.params if "--config" in p.opts)
+    assert config.envvar == "PROOFWATCH_CONFIG" and str(config.default) == "config.toml"
