@@ -278,39 +278,41 @@ class Compare:
         for _ in range(self.plan.spawn_runs - 1):
             t = self._start(make())
             try:
-                recs = t.wait_all_started(timeout=60 + n * 0.5)
-                starts = sorted(r.started for r in recs.values())
-                wait_for(lambda: t.alive_children() >= n, 30, f"{n} children of {t.name} in the process table",
-                         check=t.check_alive, interval=0.05)
-                out.append((starts[-1] - t.t_launch, starts[0] - t.t_launch))
+                out.append(self._spawn_times(t, n))
                 say(f"{t.name}: {n} children running {out[-1][0]:.2f} s after launch (spawn-only launch)")
             finally:
                 self._stop(t)
         return out
 
-    def spawn(self, t: Target, n: int, *, measured: bool = True,
-              earlier: list[tuple[float, float]] | None = None) -> None:
+    @staticmethod
+    def _spawn_times(t: Target, n: int) -> tuple[float, float]:
+        """(all N running, first running), in seconds from `t`'s launch, once all N are in the
+        process table."""
         recs = t.wait_all_started(timeout=60 + n * 0.5)
         starts = sorted(r.started for r in recs.values())
         wait_for(lambda: t.alive_children() >= n, 30, f"{n} children of {t.name} in the process table",
                  check=t.check_alive, interval=0.05)
+        return starts[-1] - t.t_launch, starts[0] - t.t_launch
+
+    def spawn(self, t: Target, n: int, *, measured: bool = True,
+              earlier: list[tuple[float, float]] | None = None) -> None:
+        all_s, first_s = self._spawn_times(t, n)
         if not measured or not self.wants("spawn"):
             return
         earlier = earlier or []
-        extra: dict[str, Any] = {"first_child_s": starts[0] - t.t_launch, "spread_s": starts[-1] - starts[0]}
+        extra: dict[str, Any] = {"first_child_s": first_s, "spread_s": all_s - first_s}
         if isinstance(t, Proofwatch):
             ready = wait_for(t.ready_at, 30, "proofwatch's start event")
             starting = wait_for(t.all_starting_at, 60, "every job STARTING in proofwatch's history")
             extra.update(ready_s=ready - t.t_launch, all_starting_recorded_s=starting - t.t_launch)
         self.res.add("spawn.all", t.name, n, "all N children running, from the supervisor's launch", "s",
-                     [a for a, _ in earlier] + [starts[-1] - t.t_launch], **extra)
+                     [a for a, _ in earlier] + [all_s], **extra)
         self.res.add("spawn.first", t.name, n, "first child running, from the launch (start-up cost)", "s",
-                     [f for _, f in earlier] + [starts[0] - t.t_launch])
+                     [f for _, f in earlier] + [first_s])
         if isinstance(t, Proofwatch):
             self.res.add("spawn.recorded", t.name, n, "every job STARTING in history.db, from the launch", "s",
                          [extra["all_starting_recorded_s"]])
-        say(f"{t.name}: {n} children running {starts[-1] - t.t_launch:.2f} s after launch "
-            f"(first {starts[0] - t.t_launch:.2f} s)")
+        say(f"{t.name}: {n} children running {all_s:.2f} s after launch (first {first_s:.2f} s)")
 
     # -- steady state ---------------------------------------------------------------------------
 
