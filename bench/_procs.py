@@ -147,6 +147,17 @@ def read_record(rec_dir: Path, name: str) -> Record | None:
         return None
 
 
+def cpu_pressure_us() -> int | None:
+    """Total µs that some runnable task waited for a CPU, machine-wide (/proc/pressure/cpu,
+    the "some" line); None where the kernel has no PSI."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            some = f.readline().split()
+        return int(some[-1].removeprefix("total="))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def read_records(rec_dir: Path, names: list[str]) -> dict[str, Record]:
     out = {}
     for name in names:

@@ -364,6 +364,7 @@ class Compare:
         # a fixed short pause after the previous restart would hit every kill at the same phase
         time.sleep(self.rng.uniform(0.0, t.kill_phase))
         mark = t.mark()
+        stalled0 = _procs.cpu_pressure_us()
         t_kill = time.time()
         os.kill(rec.pid, signal.SIGKILL)
         _procs.reap(rec.pid)  # only when it is ours (Monit's orphans): what a prompt init does
@@ -383,10 +384,16 @@ class Compare:
                                  f"after {KILL_TIMEOUT:g} s\n{t.log_tail()}")
             t.check_alive()
             time.sleep(0.002)
+        t_seen = time.time()
+        stalled1 = _procs.cpu_pressure_us()
         spawned = t.spawned(job, mark)
         return {"job": job, "pid": rec.pid, "new_pid": new.pid, "t_kill": t_kill,
                 "noticed_ms": (noticed - t_kill) * 1000, "running_ms": (new.started - t_kill) * 1000,
-                "spawned_ms": None if spawned is None else (spawned - t_kill) * 1000}
+                "spawned_ms": None if spawned is None else (spawned - t_kill) * 1000,
+                # how long runnable tasks waited for a CPU, machine-wide, from the kill until the
+                # bench saw the replacement (PSI "some"): what a slow restart competed with
+                "window_ms": (t_seen - t_kill) * 1000,
+                "cpu_pressure_ms": None if stalled0 is None or stalled1 is None else (stalled1 - stalled0) / 1000}
 
     def crash(self, targets: list[Target], n: int, kill_names: list[str], peer_kills: int) -> None:
         if not targets:
@@ -409,6 +416,13 @@ class Compare:
                          spawned)
         self.res.add("crash.running", name, n, "replacement running (SIGKILL -> the new child's own start stamp)", "ms",
                      [s["running_ms"] for s in samples])
+        slow = max(samples, key=lambda s: s["running_ms"])
+        pressure = "" if slow["cpu_pressure_ms"] is None else (
+            f"; the machine's CPU pressure (PSI some) over its {slow['window_ms']:.0f} ms window: "
+            f"{slow['cpu_pressure_ms']:.0f} ms")
+        spawned_at = "" if slow["spawned_ms"] is None else f", spawn recorded at {slow['spawned_ms']:.1f} ms"
+        self.res.note(f"{name} N = {n}: slowest kill: noticed at {slow['noticed_ms']:.1f} ms{spawned_at}, "
+                      f"replacement running at {slow['running_ms']:.1f} ms{pressure}")
         med = statistics.median(s["running_ms"] for s in samples)
         say(f"{name} N = {n}: {len(samples)} kills, noticed median "
             f"{statistics.median(s['noticed_ms'] for s in samples):.1f} ms, replacement running median {med:.1f} ms")

@@ -3,7 +3,8 @@
 Two measurements, on this machine:
 
 1. **Import by import.** One fresh interpreter imports, in order, what the daemon's process
-   imports, and reads its own VmRSS after each step; the increments say what each layer costs
+   imports (after `supervisor.pydantic_plugins.skip_lookup()`, as `proofwatch run` does), and
+   reads its own VmRSS after each step; the increments say what each layer costs
    (a layer's shared dependencies are charged to the first layer that imports them). The last
    rows import what the daemon does not load, or loads only later, for comparison.
 2. **A running daemon** (`--daemon`, the default runs both): `proofwatch run` (the console
@@ -41,6 +42,8 @@ STAGES: list[tuple[str, str]] = [
      "supervisor.launch, supervisor.daemon, supervisor.notifyloop, supervisor.hostwatch, supervisor.selfwatch"),
     ("later, on the API's first client: uvicorn, starlette, the routes", "supervisor.api._server"),
     ("later, with the first notification: tenacity", "tenacity"),
+    ("never in the daemon: pydantic's plugin lookup (importlib.metadata, zipfile, email, csv, "
+     "tempfile, bz2, lzma; supervisor/pydantic_plugins.py)", "importlib.metadata"),
     ("never in the daemon: typer + click (the CLI)", "typer, supervisor.cli"),
     ("never on SQLite: sqlalchemy", "sqlalchemy"),
     ("never on SQLite: sqlmodel + the schema tables", "sqlmodel, status.tables, status.history"),
@@ -55,6 +58,8 @@ def rss():
         for line in f:
             if line.startswith('VmRSS:'):
                 return int(line.split()[1]) / 1024
+from supervisor.pydantic_plugins import skip_lookup
+skip_lookup()  # as `proofwatch run` does (supervisor/entry.py), before pydantic is imported
 out = [rss()]
 for group in json.loads(sys.argv[1]):
     for name in [n.strip() for n in group.split(',') if n.strip()]:

@@ -4,7 +4,6 @@ in plain words at the file, line and key where it was written. Re-exported by su
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -15,7 +14,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from supervisor.config import (Config, ConfigError, ConfigProblem, JobSettings, _JobGraphError,
+from supervisor.config import (Config, ConfigError, ConfigProblem, JobSettings, _JobGraphError, unknown_key,
                                _Loc, _dotted, _show)
 
 __all__ = ["load_config"]
@@ -81,7 +80,7 @@ def _validate(raw: dict[str, Any], path: Path) -> tuple[Config | None, list[tupl
     data: dict[str, Any] = {"path": path, "base_dir": path.parent}
     for key, value in raw.items():
         if key not in _TOP_KEYS:
-            issues.append(((key,), _unknown_key(key, _TOP_KEYS)))
+            issues.append(((key,), unknown_key(key, _TOP_KEYS)))
         elif key != "defaults":
             data[key] = value
     defaults = raw.get("defaults", {})
@@ -172,7 +171,7 @@ def _message(kind: str, error: Any, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         model = _unwrap(_annotation_at(root, loc[:-1]))
         known = list(model.model_fields) if _is_model(model) else []
-        return _unknown_key(str(loc[-1]), known)
+        return unknown_key(str(loc[-1]), known)
     if kind in ("value_error", "assertion_error"):
         return str(ctx["error"])
     if kind == "literal_error":
@@ -183,12 +182,6 @@ def _message(kind: str, error: Any, root: type[BaseModel]) -> str:
     if kind in ("string_too_short", "too_short"):
         return "must not be empty"
     return f"expected {_describe(_annotation_at(root, loc))}, got {_show(value)}"
-
-
-def _unknown_key(key: str, known: Any) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
-    hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(sorted(known))
-    return f"unknown key ({hint})"
 
 
 def _unwrap(tp: Any) -> Any:

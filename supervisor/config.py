@@ -12,7 +12,6 @@ Exceptions (all carry fields, not only text):
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import ipaddress
 import json
@@ -20,7 +19,7 @@ import os
 import re
 import shlex
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -262,6 +261,17 @@ def _proof_keys(kind: str) -> tuple[str, ...]:
     return ("kind", *(_PROOF_FILE_KEYS if kind in FILE_PROOF_KINDS else ()), *_PROOF_KIND_KEYS[kind])
 
 
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """The message for a key the config does not know: the closest known key, or all of them.
+    (difflib is imported here: the daemon needs it only for a config that has a typo.)"""
+    import difflib
+
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+    hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(names)
+    return f"unknown key ({hint})"
+
+
 def _proof_key_issues(raw: dict[Any, Any]) -> list[tuple[str, str]]:
     """(key, message) for keys that are unknown, do not fit the kind, or are missing for it."""
     known = sorted({key for kind in _PROOF_KIND_KEYS for key in _proof_keys(kind)})
@@ -270,9 +280,7 @@ def _proof_key_issues(raw: dict[Any, Any]) -> list[tuple[str, str]]:
     issues: list[tuple[str, str]] = []
     for key in raw:
         if str(key) not in known:
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
-            hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(known)
-            issues.append((str(key), f"unknown key ({hint})"))
+            issues.append((str(key), unknown_key(str(key), known)))
         elif fits is not None and key not in fits:
             issues.append((key, f"{key} does not apply to kind {kind} "
                                 f"({kind} takes: {', '.join(sorted(set(fits) - {'kind'}))})"))

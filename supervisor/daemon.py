@@ -36,11 +36,12 @@ from policies.triggers import DepRun, after_ready, next_fire, not_before_ok
 from status.backend import store_parts, store_target
 from status.rows import RowData
 from status.models import JobState, RunSummary, Severity, StatusDocument, StoreStatus, SupervisorStatus
-from supervisor import adopt, details, intake, procinfo
+from supervisor import adopt, details, heap, intake, procinfo
 from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command, split_dep
 from supervisor.control import check_not_running, serve_control
 from supervisor.diskfull import DiskWatch
+from supervisor.exitwatch import ExitWatch
 from supervisor.durations import format_duration, parse_duration
 from supervisor.jobenv import job_environment
 from supervisor.logs import rotate_if_needed
@@ -99,9 +100,10 @@ class SystemClock:
 class Daemon:
     """The supervisor for one config."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None, settle_heap: bool = False) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self._settle_heap = settle_heap  # the daemon's own process only: gc.freeze() is process-wide
         self.jobs = {name: JobRuntime(name, js) for name, js in config.jobs.items()}
         self.started_at = self.clock.now()
         self.hostname = config.host  # [supervisor] host, default the hostname: its rows' identity
@@ -128,6 +130,7 @@ class Daemon:
         self.history: Any  # status.sqlite.SqliteHistory, or status.history.History on a server
         self.offline: str | None = None  # why the shared store could not be reached at start
         self.recorder: Recorder
+        self._exits: ExitWatch
         self.alerts: AlertBook
         self.status: StatusWriter
         self.hostwatch: HostWatch | None = None  # made once the first jobs are spawned
@@ -167,35 +170,40 @@ class Daemon:
 
             self.fleet = FleetWatch(self)
 
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            tg.start_soon(self.recorder.serve)
-            tg.start_soon(self.status.serve)
-            tg.start_soon(self.disks.serve, cfg.supervisor.rescan_every)
-            if cfg.shared_store:  # the `store:unreachable` alert (supervisor/storewatch.py)
-                tg.start_soon(StoreWatch(self).serve)
-            if handle_signals:
-                tg.start_soon(self._signals)
-            self.api = await tg.start(serve_control, self)  # binding can fail: before any spawn
-            tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
-            tg.start_soon(self._rescan_loop)
-            self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
-            tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
-            await anyio.lowlevel.checkpoint()  # there: the jobs start before what follows is loaded
-            self.spawned.set()  # the API server may load from now on, at its first client (control.py)
-            from supervisor import selfwatch  # after the spawns: ~50 ms of imports
-            from supervisor.hostwatch import HostWatch
-            from supervisor.notifyloop import NotifyLoop
+        self._exits = ExitWatch()  # children's exits, through their pidfds (supervisor/exitwatch.py)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self.recorder.serve)
+                tg.start_soon(self.status.serve)
+                tg.start_soon(self.disks.serve, cfg.supervisor.rescan_every)
+                if cfg.shared_store:  # the `store:unreachable` alert (supervisor/storewatch.py)
+                    tg.start_soon(StoreWatch(self).serve)
+                if handle_signals:
+                    tg.start_soon(self._signals)
+                self.api = await tg.start(serve_control, self)  # binding can fail: before any spawn
+                tg.start_soon(watch_runs, cfg.runs_dir, self._on_file_change, self._stop_watch)
+                tg.start_soon(self._rescan_loop)
+                self._event(None, None, "supervisor", f"proofwatch {VERSION} started (pid {os.getpid()})")
+                tg.start_soon(self._supervise, tg)  # its first pass (spawns) runs at the next await
+                await anyio.lowlevel.checkpoint()  # there: the jobs start before what follows is loaded
+                self.spawned.set()  # the API server may load from now on, at its first client (control.py)
+                from supervisor import selfwatch  # after the spawns: ~50 ms of imports
+                from supervisor.hostwatch import HostWatch
+                from supervisor.notifyloop import NotifyLoop
 
-            self.hostwatch = HostWatch(self)
-            self.notifier = NotifyLoop(self)
-            tg.start_soon(self.hostwatch.serve)
-            if self.fleet is not None:
-                tg.start_soon(self.fleet.serve)
-            await tg.start(self.notifier.serve)
-            await self.status.try_write()  # a full disk is alerted and retried, not fatal
-            self.ready.set()
-            tg.start_soon(selfwatch.serve, self)
+                self.hostwatch = HostWatch(self)
+                self.notifier = NotifyLoop(self)
+                tg.start_soon(self.hostwatch.serve)
+                if self.fleet is not None:
+                    tg.start_soon(self.fleet.serve)
+                await tg.start(self.notifier.serve)
+                await self.status.try_write()  # a full disk is alerted and retried, not fatal
+                self.ready.set()
+                self.settle_heap("started")
+                tg.start_soon(selfwatch.serve, self)
+        finally:
+            self._exits.close()  # runs left running (on_exit = "leave"): the next daemon adopts them
         self.history.close()
         self.finished.set()
 
@@ -218,6 +226,15 @@ class Daemon:
             self.shutdown_reason = reason
             log.info("shutting down: %s", reason)
             self.wake()
+
+    def settle_heap(self, why: str, *, again: bool = False) -> None:
+        """Freeze the long-lived heap out of the garbage collector's way (supervisor/heap.py);
+        only in the daemon's own process (`settle_heap=True`, as `proofwatch run` makes it)."""
+        if not self._settle_heap:
+            return
+        frozen, ms = heap.resettle() if again else heap.settle()
+        log.info("heap settled (%s): %d objects frozen out of the garbage collector's way in %.0f ms",
+                 why, frozen, ms)
 
     def _alerts_changed(self) -> None:
         if self.notifier is not None:
@@ -681,7 +698,8 @@ class Daemon:
             self._write_pids()
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
         assert self._tg is not None
-        self._tg.start_soon(self._await_exit, job, run)
+        if not self._exits.watch(child, partial(self._exited, job, run)):  # no pidfd: a task waits
+            self._tg.start_soon(self._await_exit, job, run)
         return run
 
     def _write_pids(self) -> None:
@@ -710,14 +728,20 @@ class Daemon:
         self._finish(job, run, JobState.CRASHED, f"could not start: {error}", now)
 
     async def _await_exit(self, job: JobRuntime, run: RunState) -> None:
+        """An adopted run, or a child without a pidfd: a task waits for its end."""
         assert run.child is not None
-        code = await run.child.wait()  # None: an adopted process, whose status went elsewhere
+        self._exited(job, run, await run.child.wait())  # None: an adopted process, whose status went elsewhere
+
+    def _exited(self, job: JobRuntime, run: RunState, code: int | None) -> None:
+        """A run's leader has exited (and was reaped, if it was ours): judged at the next pass."""
         now = self.clock.now()
         run.exited, run.ended_at = True, now
         run.signal = procinfo.signal_name(code)
         run.exit_code = code if code is not None and code >= 0 else None
-        self._ingest_final(job, run, now)
-        self.wake()
+        try:
+            self._ingest_final(job, run, now)
+        finally:
+            self.wake()
 
     def _ingest_final(self, job: JobRuntime, run: RunState, now: datetime) -> None:
         """Read the last heartbeat/output a run left before its exit is judged."""
@@ -932,6 +956,7 @@ class Daemon:
                 del self.jobs[name]
         self._event(None, None, "supervisor", f"config reloaded: {plan.summary()}")
         log.info("config reloaded: %s", plan.summary())
+        self.settle_heap("config reloaded", again=True)
         self.status.changed(urgent=True)
         self.wake()
         return {"ok": True, "message": f"config reloaded: {plan.summary()}"}

@@ -49,6 +49,9 @@ def main() -> None:
 
         cli_main()
         return
+    from supervisor.pydantic_plugins import skip_lookup
+
+    skip_lookup()  # before the first model is built (supervisor.config builds them on import)
     from supervisor.launch import run
 
     sys.exit(run(*options))

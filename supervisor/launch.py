@@ -128,7 +128,7 @@ def _serve(cfg: Config) -> int:
     from supervisor.control import ControlError
     from supervisor.daemon import Daemon
 
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, settle_heap=True)
     try:
         anyio.run(daemon.run)
     except (ControlError, ApiStartError) as exc:

@@ -56,6 +56,7 @@ class ApiServer:
         try:
             await server.startup(sockets=self.listener.sockets)
             log.info("API server loaded for its first client in %.0f ms", (time.monotonic() - loading) * 1000)
+            self.daemon.settle_heap("API server loaded")
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):

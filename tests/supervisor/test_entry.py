@@ -130,6 +130,8 @@ def test_the_daemon_loads_neither_the_cli_nor_the_api_server_until_a_client_conn
         loaded = _stop(proc, tmp_path)
     assert not set(CLI_LIBS + API_LIBS) & loaded, sorted(loaded)
     assert "API server loaded" not in log.read_text()
+    # nor what only a plugin lookup (supervisor.pydantic_plugins) or a config typo needs
+    assert not {"zipfile", "email", "csv", "difflib"} & loaded, sorted(loaded)
 
 
 def test_the_first_client_loads_the_api_server_and_is_answered(tmp_path: Path) -> None:
@@ -140,10 +142,17 @@ def test_the_first_client_loads_the_api_server_and_is_answered(tmp_path: Path) -
         assert answer.get("ok") is True, answer
         again = request(tmp_path / "var" / "proofwatch.sock", "ping", timeout=5)
         assert again.get("ok") is True
+        reloaded = request(tmp_path / "var" / "proofwatch.sock", "reload", timeout=30)
+        assert reloaded.get("ok") is True, reloaded
     finally:
         loaded = _stop(proc, tmp_path)
     text = log.read_text()
     assert text.count("API server loaded for its first client in") == 1, text[-3000:]
+    # the long-lived heap is frozen out of the collector's way (supervisor/heap.py) at start,
+    # once the API server has loaded, and again after a reload replaced the config
+    settled = [line.split("heap settled (")[1].split(")")[0] for line in text.splitlines() if "heap settled (" in line]
+    assert len(settled) == 3 and settled[2] == "config reloaded", text[-3000:]
+    assert sorted(settled[:2]) == ["API server loaded", "started"], text[-3000:]
     assert set(API_LIBS) <= loaded and "typer" not in loaded, sorted(loaded)  # uvicorn brings click
 
 
