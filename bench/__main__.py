@@ -223,7 +223,10 @@ def method_notes(plan: Any) -> dict[str, list[str]]:
             "Noticed: proofwatch's FAILED/CRASHED event in history.db; supervisord's `exited:` log line "
             "(its millisecond timestamp); Monit's `process is not running` log line (the time the bench saw it, "
             "polling every 2 ms, since Monit logs whole seconds). Replacement running: the new child's own start "
-            "stamp. The bench reaps Monit's orphaned children at once, as a normal init does.",
+            "stamp. While it waits, the bench reads only the child's record file every 2 ms; the history and "
+            "supervisord's log, whose timestamps do not depend on when they are read, are read once the "
+            "replacement runs, so the bench does not compete for the 2 cores inside the interval it measures. "
+            "The bench reaps Monit's orphaned children at once, as a normal init does.",
         ],
         "hang": [
             "proofwatch: every job's heartbeats stop carrying progress (liveness beats go on at 1 Hz); latency = "

@@ -134,7 +134,12 @@ class Target:
     def alive_children(self) -> int:
         return _procs.count_tagged(f"pwb-{self.token}-{self.name}-")
 
-    # crash workload: `mark` before the kill, then `noticed`/`spawned` (epoch or None) after it
+    # crash workload: `mark` before the kill, then `noticed`/`spawned` (epoch or None) after it.
+    # True when `noticed` is the moment the bench saw it (Monit logs whole seconds), so it must be
+    # polled while the replacement is awaited; otherwise it is the supervisor's own timestamp,
+    # read once the replacement runs
+    noticed_when_seen = False
+
     def mark(self) -> Any:
         raise NotImplementedError
 
@@ -317,6 +322,7 @@ class Supervisord(Target):
 # ---- Monit -------------------------------------------------------------------------------
 
 class Monit(Target):
+    noticed_when_seen = True  # its log has whole seconds: the bench dates the line as it sees it
     name = "monit"
     CYCLE = 1  # seconds: `set daemon 1`, the shortest Monit accepts
     STALL_AFTER = 5  # seconds: the hang workload's file-timestamp test
