@@ -45,15 +45,17 @@ def beat(progress):
     seq += 1
     now = datetime.now(timezone.utc).isoformat()
     mono = time.monotonic()
-    if progress and last_beat is not None and mono - last_beat >= stall_after * 0.9:
-        # starved of CPU (200 jobs starting on 2 cores): no beat for ~stall_after, a real stall
-        truth.write(json.dumps({"ev": "starved", "gap": round(mono - last_beat, 2)}) + "\n")
-    last_beat = mono
     if progress:
         n, progress_at = n + 1, now
     with open(tmp, "w") as f:
         json.dump({"seq": seq, "ts": now, "progress": {"n": n}, "progress_at": progress_at}, f)
     os.replace(tmp, env["PROOFWATCH_HEARTBEAT"])
+    landed = time.monotonic()
+    if progress and last_beat is not None and landed - last_beat >= stall_after * 0.9:
+        # no beat landed for ~stall_after: starved of CPU (200 jobs starting on 2 cores), or
+        # its write stuck in disk I/O (the daemon's alert then says "disk-sleep"): a real stall
+        truth.write(json.dumps({"ev": "starved", "gap": round(landed - last_beat, 2)}) + "\n")
+    last_beat = mono
 
 def work(seconds):
     end = time.monotonic() + seconds

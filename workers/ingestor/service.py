@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -80,29 +81,32 @@ class Service:
         self.recovery = Recovery(self.s, self.rest, self.ingest, manifest, rep)
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code."""
-        await anyio.to_thread.run_sync(self._open)
-        assert self.writer is not None and self.recovery is not None
-        self.reporter.run.beat({"ticks": self.reporter.ticks, "batches": self.reporter.batches},
-                               phase="connecting", message=self.reporter.message(), force=True)
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._signals, tg.cancel_scope)
-                tg.start_soon(self._stream_loop)
-                tg.start_soon(self._writer_loop)
-                tg.start_soon(self.recovery.run, self._drop_instrument)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._shutdown()
+        """Run until SIGTERM/SIGINT; returns the exit code. The signals are taken before the
+        store is opened: a SIGTERM while it opens (adopting parts, restoring books) waits in
+        the receiver and stops the run cleanly once the open is done, instead of killing the
+        process halfway through it."""
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await anyio.to_thread.run_sync(self._open)
+            assert self.writer is not None and self.recovery is not None
+            self.reporter.run.beat({"ticks": self.reporter.ticks, "batches": self.reporter.batches},
+                                   phase="connecting", message=self.reporter.message(), force=True)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._signals, signals, tg.cancel_scope)
+                    tg.start_soon(self._stream_loop)
+                    tg.start_soon(self._writer_loop)
+                    tg.start_soon(self.recovery.run, self._drop_instrument)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._shutdown()
         return self.exit_code
 
-    async def _signals(self, scope: CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                log.info("%s: flushing and stopping", signal.Signals(signum).name)
-                self.exit_code = 0 if signum == signal.SIGTERM else 130
-                scope.cancel()
-                return
+    async def _signals(self, signals: AsyncIterator[int], scope: CancelScope) -> None:
+        async for signum in signals:
+            log.info("%s: flushing and stopping", signal.Signals(signum).name)
+            self.exit_code = 0 if signum == signal.SIGTERM else 130
+            scope.cancel()
+            return
 
     async def _shutdown(self) -> None:
         if self.stream is not None:
