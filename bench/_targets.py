@@ -322,8 +322,8 @@ class Supervisord(Target):
 # ---- Monit -------------------------------------------------------------------------------
 
 class Monit(Target):
-    noticed_when_seen = True  # its log has whole seconds: the bench dates the line as it sees it
     name = "monit"
+    noticed_when_seen = True  # its log has whole seconds: the bench dates the line as it sees it
     CYCLE = 1  # seconds: `set daemon 1`, the shortest Monit accepts
     STALL_AFTER = 5  # seconds: the hang workload's file-timestamp test
 

@@ -41,8 +41,8 @@ from supervisor.alerts import STICKY, AlertBook
 from supervisor.config import Config, ConfigError, EnvError, load_config, resolve_command, split_dep
 from supervisor.control import check_not_running, serve_control
 from supervisor.diskfull import DiskWatch
-from supervisor.exitwatch import ExitWatch
 from supervisor.durations import format_duration, parse_duration
+from supervisor.exitwatch import ExitWatch
 from supervisor.jobenv import job_environment
 from supervisor.logs import rotate_if_needed
 from supervisor._proof_live import allow_verifiers, interrupt_verifiers
@@ -277,7 +277,7 @@ class Daemon:
             if run.finishing:
                 self._tg.start_soon(self._verify, job, run)
             elif not run.exited:
-                self._tg.start_soon(self._await_exit, job, run)  # (an ended one: the first pass)
+                self._watch_exit(job, run)  # (an ended one: the first pass)
         self._adopted.clear()
         while True:
             self._wake = anyio.Event()
@@ -697,9 +697,7 @@ class Daemon:
         if not self._in_pass:
             self._write_pids()
         self._transition(job, run, JobState.STARTING, f"{reason}; pid {child.pid}")
-        assert self._tg is not None
-        if not self._exits.watch(child, partial(self._exited, job, run)):  # no pidfd: a task waits
-            self._tg.start_soon(self._await_exit, job, run)
+        self._watch_exit(job, run)
         return run
 
     def _write_pids(self) -> None:
@@ -727,8 +725,15 @@ class Daemon:
         run.finishing = True
         self._finish(job, run, JobState.CRASHED, f"could not start: {error}", now)
 
+    def _watch_exit(self, job: JobRuntime, run: RunState) -> None:
+        """Have the end of a run's leader (spawned or adopted) reach `_exited`: through its
+        pidfd in the event loop (supervisor/exitwatch.py), or a task where it has none."""
+        assert run.child is not None and self._tg is not None
+        if not self._exits.watch(run.child, partial(self._exited, job, run)):
+            self._tg.start_soon(self._await_exit, job, run)
+
     async def _await_exit(self, job: JobRuntime, run: RunState) -> None:
-        """An adopted run, or a child without a pidfd: a task waits for its end."""
+        """A run's leader without a pidfd (a kernel before 5.3): a task waits for its end."""
         assert run.child is not None
         self._exited(job, run, await run.child.wait())  # None: an adopted process, whose status went elsewhere
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import anyio
 import pytest
 
 from status.models import JobState
+from supervisor.adopt import AdoptedProcess
 from supervisor.exitwatch import ExitWatch
 from supervisor.spawn import Child, spawn
 from tests.supervisor.harness import job, reach, running
@@ -57,6 +59,29 @@ async def test_an_exit_code_and_a_kill_are_reported_once_reaped_and_the_pidfds_c
     assert got == {quits.pid: 3, killed.pid: -signal.SIGKILL}
     assert quits.popen.returncode == 3 and killed.popen.returncode == -signal.SIGKILL  # reaped
     assert len(watch) == 0 and _open_fds() == before
+
+
+async def test_an_adopted_process_is_watched_too_and_reported_without_a_status(tmp_path: Path) -> None:
+    """A run taken over from an earlier daemon: its status went to its parent, so None."""
+    before = _open_fds()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # "the earlier daemon's"
+    try:
+        adopted = AdoptedProcess.open(proc.pid)
+        got: list[int | None] = []
+        gone = anyio.Event()
+
+        def on_exit(code: int | None) -> None:
+            got.append(code)
+            gone.set()
+
+        assert ExitWatch().watch(adopted, on_exit)
+        proc.kill()
+        with anyio.fail_after(10):
+            await gone.wait()
+        assert got == [None] and _open_fds() == before
+    finally:
+        proc.kill()
+        proc.wait()  # the parent reaps it, not the watch
 
 
 async def test_a_failing_callback_is_logged_with_the_pid_and_the_other_exits_still_arrive(
